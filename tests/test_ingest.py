@@ -1,0 +1,219 @@
+"""Ingest against a real PostGIS: formats, field mapping, CRS, repair, skipping, refusals."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import geopandas as gpd
+import psycopg
+import pytest
+from shapely.geometry import Polygon, box
+
+from pipeline import db
+from pipeline.config import load_county
+from pipeline.errors import ConfigError, DataSourceError
+from pipeline.ingest import ingest
+
+X0, Y0 = 500000.0, 3940000.0
+CRS = "EPSG:4546"
+
+
+def write_county(folder: Path, layers: str) -> Path:
+    toml = folder / "county.toml"
+    toml.write_text(textwrap.dedent("""\
+        [county]
+        code = "140824"
+        name = "测试县"
+        crs = "EPSG:4546"
+        """) + textwrap.dedent(layers), encoding="utf-8")
+    return toml
+
+
+def base_layers(folder: Path) -> str:
+    gpd.GeoDataFrame({"XZQDM": ["140824100"], "XZQMC": ["甲镇"]},
+                     geometry=[box(X0, Y0, X0 + 1000, Y0 + 1000)], crs=CRS).to_file(folder / "xzq.shp")
+    gpd.GeoDataFrame({"DLBM": ["0103"]}, geometry=[box(X0, Y0, X0 + 1000, Y0 + 1000)],
+                     crs=CRS).to_file(folder / "dltb.gpkg", layer="DLTB")
+    return """
+        [[layers]]
+        kind = "township"
+        path = "xzq.shp"
+
+        [[layers]]
+        kind = "landuse"
+        path = "dltb.gpkg"
+        layer = "DLTB"
+        """
+
+
+def change_layer(folder: Path, name: str = "jctb.shp", **cols) -> None:
+    geoms = cols.pop("geometry", None) or [box(X0 + 10, Y0 + 10, X0 + 20, Y0 + 20)]
+    data = {"JCBH": ["1"], "HSX": ["20220601"], "BHLX": ["建设用地"]}
+    data.update(cols)
+    gpd.GeoDataFrame(data, geometry=geoms, crs=CRS).to_file(folder / name)
+
+
+CHANGE = """
+        [[layers]]
+        kind = "change"
+        path = "jctb.shp"
+        batch = "2022"
+        """
+
+
+@pytest.fixture
+def conn(migrated_database_url):
+    with db.connect(autocommit=True) as c:
+        yield c
+
+
+def count(conn, table: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM weipian.{table}").fetchone()[0]
+
+
+def test_unchanged_file_is_skipped_and_changed_file_replaces(tmp_path, conn):
+    change_layer(tmp_path)
+    county = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE))
+    first = ingest(conn, county)
+    assert [r.skipped for r in first] == [False, False, False]
+    assert count(conn, "change_polygon") == 1
+
+    second = ingest(conn, county)
+    assert all(r.skipped for r in second)
+    assert count(conn, "change_polygon") == 1
+
+    change_layer(tmp_path, JCBH=["1", "2"], HSX=["20220601", "20220602"], BHLX=["建设用地", "推填土"],
+                 geometry=[box(X0, Y0, X0 + 5, Y0 + 5), box(X0 + 50, Y0, X0 + 60, Y0 + 5)])
+    third = ingest(conn, county)
+    assert [r.skipped for r in third] == [True, True, False]
+    assert sorted(r[0] for r in conn.execute("SELECT jcbh FROM weipian.change_polygon")) == ["1", "2"]
+    assert count(conn, "source") == 3
+
+
+def test_field_mapping_case_and_constant_pzlx(tmp_path, conn):
+    change_layer(tmp_path)
+    gpd.GeoDataFrame({"wh": ["临〔2022〕1号"], "RiQi": ["2022/3/5"], "yxq": [20230101]},
+                     geometry=[box(X0, Y0, X0 + 100, Y0 + 100)], crs=CRS).to_file(tmp_path / "lsyd.shp")
+    layers = base_layers(tmp_path) + CHANGE + """
+        [[layers]]
+        kind = "approval"
+        path = "lsyd.shp"
+        pzlx = "临时用地"
+        fields = { PZWH = "WH", PZRQ = "riqi", YXQZ = "YXQ" }
+        """
+    ingest(conn, load_county(write_county(tmp_path, layers)))
+    row = conn.execute("SELECT pzwh, pzrq::text, pzlx, yxqz::text FROM weipian.approval").fetchone()
+    assert row == ("临〔2022〕1号", "2022-03-05", "临时用地", "2023-01-01")
+
+
+def test_geographic_source_is_transformed_to_working_crs(tmp_path, conn):
+    square = box(X0 + 100, Y0 + 100, X0 + 200, Y0 + 200)
+    lonlat = gpd.GeoSeries([square], crs=CRS).to_crs("EPSG:4490")
+    gpd.GeoDataFrame({"BSM": ["1"]}, geometry=lonlat, crs="EPSG:4490").to_file(tmp_path / "jbnt.shp")
+    change_layer(tmp_path)
+    layers = base_layers(tmp_path) + CHANGE + """
+        [[layers]]
+        kind = "farmland"
+        path = "jbnt.shp"
+        """
+    ingest(conn, load_county(write_county(tmp_path, layers)))
+    srid, xmin, ymin = conn.execute(
+        "SELECT ST_SRID(geom), ST_XMin(geom), ST_YMin(geom) FROM weipian.farmland").fetchone()
+    assert srid == 4546
+    assert xmin == pytest.approx(X0 + 100, abs=1e-4)
+    assert ymin == pytest.approx(Y0 + 100, abs=1e-4)
+
+
+def test_bad_features_are_quarantined_and_counted(tmp_path, conn):
+    bowtie = Polygon([(X0, Y0), (X0 + 10, Y0 + 10), (X0 + 10, Y0), (X0, Y0 + 10), (X0, Y0)])
+    change_layer(
+        tmp_path,
+        JCBH=["1", "2", "3", "4"],
+        HSX=["20220601", "2022/13/45", "20220601", "20220601"],
+        BHLX=["建设用地"] * 4,
+        geometry=[box(X0, Y0, X0 + 5, Y0 + 5), box(X0 + 20, Y0, X0 + 25, Y0 + 5), bowtie, None],
+    )
+    county = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE))
+    reports = {r.layer.kind: r for r in ingest(conn, county)}
+    r = reports["change"]
+    assert (r.n_read, r.n_loaded, r.n_repaired, r.n_quarantined) == (4, 1, 1, 2)
+    reasons = dict(conn.execute("SELECT feature_index, reason FROM weipian.quarantine").fetchall())
+    assert "HSX '2022/13/45' 不是日期" in reasons[1]
+    assert reasons[3] == "几何为空"
+    # the bow-tie was repaired into two triangles of 25 m² each
+    area = conn.execute("SELECT ST_Area(geom) FROM weipian.change_polygon WHERE jcbh = '3'").fetchone()[0]
+    assert area == pytest.approx(50.0)
+
+
+def test_missing_required_field_stops_before_writing(tmp_path, conn):
+    gpd.GeoDataFrame({"JCBH": ["1"], "BHLX": ["建设用地"]}, geometry=[box(X0, Y0, X0 + 5, Y0 + 5)],
+                     crs=CRS).to_file(tmp_path / "jctb.shp")
+    county = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE))
+    with pytest.raises(DataSourceError, match=r"jctb.shp: required field HSX not found"):
+        ingest(conn, county)
+    assert count(conn, "source") == 0
+    assert count(conn, "township") == 0
+
+
+def test_duplicate_jcbh_refused_with_the_list(tmp_path, conn):
+    change_layer(tmp_path, JCBH=["7", "7", "8"], HSX=["20220601"] * 3, BHLX=["建设用地"] * 3,
+                 geometry=[box(X0, Y0, X0 + 5, Y0 + 5)] * 3)
+    county = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE))
+    with pytest.raises(DataSourceError, match=r"JCBH 重复：7（2 次）"):
+        ingest(conn, county)
+    assert count(conn, "change_polygon") == 0
+
+
+def test_missing_file_and_unknown_kind_are_refused(tmp_path):
+    with pytest.raises(DataSourceError, match=r"nothere.shp: file not found"):
+        load_county(write_county(tmp_path, """
+            [[layers]]
+            kind = "township"
+            path = "nothere.shp"
+            """))
+    with pytest.raises(ConfigError, match=r"unknown kind 'roads'"):
+        load_county(write_county(tmp_path, """
+            [[layers]]
+            kind = "roads"
+            path = "county.toml"
+            """))
+
+
+def test_source_without_prj_needs_crs(tmp_path, conn):
+    change_layer(tmp_path)
+    (tmp_path / "jctb.prj").unlink()
+    county = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE))
+    with pytest.raises(DataSourceError, match=r"jctb.shp: no coordinate system"):
+        ingest(conn, county)
+    fixed = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE + 'crs = "EPSG:4546"\n'))
+    ingest(conn, fixed)
+    assert count(conn, "change_polygon") == 1
+
+
+def test_field_checks_from_csv_and_xlsx(tmp_path, conn):
+    import openpyxl
+
+    change_layer(tmp_path)
+    (tmp_path / "wyhc.csv").write_text("jcbh,sfbh,pdlx\n1,是,违法用地\n2,否,\n3,也许,\n", encoding="utf-8-sig")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["JCBH", "SFBH", "PDLX", "HCRQ"])
+    ws.append([1, "是", "合法用地", None])
+    wb.save(tmp_path / "wyhc.xlsx")
+    layers = base_layers(tmp_path) + CHANGE + """
+        [[layers]]
+        kind = "field_check"
+        path = "wyhc.csv"
+        batch = "2022"
+
+        [[layers]]
+        kind = "field_check"
+        path = "wyhc.xlsx"
+        """
+    reports = ingest(conn, load_county(write_county(tmp_path, layers)))
+    fc = [r for r in reports if r.layer.kind == "field_check"]
+    assert [(r.n_read, r.n_loaded, r.n_quarantined) for r in fc] == [(3, 2, 1), (1, 1, 0)]
+    rows = conn.execute(
+        "SELECT jcbh, sfbh, pdlx, batch FROM weipian.field_check ORDER BY layer_index, feature_index").fetchall()
+    assert rows == [("1", "是", "illegal", "2022"), ("2", "否", None, "2022"), ("1", "是", "legal", None)]
