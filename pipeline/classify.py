@@ -43,6 +43,7 @@ def classify_batch(conn: psycopg.Connection, county: County, batch: str) -> dict
         })
         for step in CLASSIFY_STEPS:
             run_sql_file(conn, SQL_DIR / "20_classify" / step)
+        conn.execute("SELECT weipian.refresh_county_views(%s)", (county.code,))
     rows = conn.execute(
         """SELECT class, count(*) FROM weipian.change_result
            WHERE county_code = %s AND batch = %s GROUP BY class""",

@@ -133,7 +133,7 @@ def _ingest(conn, county: County) -> None:
         _say(r.line())
 
 
-def _selections(conn, county: County, batch: str | None) -> list[stats_stage.Selection]:
+def _selections(county: County, batch: str | None) -> list[stats_stage.Selection]:
     batches = county.batches
     if batch:
         return [stats_stage.resolve(batch, batches)]
@@ -167,10 +167,11 @@ def run(county_toml: Path, batch: str | None, out: Path | None) -> None:
 
     Example: weipian run data/sample/county.toml --batch 2018-2021 --out out/range
     """
+    county = load_county(county_toml)
+    selections = _selections(county, batch)  # a bad --batch stops before anything is written
     county, conn = _open(county_toml)
     with conn:
         _ingest(conn, county)
-        selections = _selections(conn, county, batch)
         needed = sorted({b for s in selections for b in s.batches})
         _classify(conn, county, needed)
         for sel in selections:
@@ -203,7 +204,7 @@ def classify(county_toml: Path, batch: str | None) -> None:
     """
     county, conn = _open(county_toml)
     with conn:
-        selections = _selections(conn, county, batch)
+        selections = _selections(county, batch)
         _classify(conn, county, sorted({b for s in selections for b in s.batches}))
 
 
@@ -218,7 +219,7 @@ def stats(county_toml: Path, batch: str | None) -> None:
     """
     county, conn = _open(county_toml)
     with conn:
-        for sel in _selections(conn, county, batch):
+        for sel in _selections(county, batch):
             stats_stage.compute(conn, county, sel)
             _say(f"统计 {sel.label}：已写入 weipian.township_stat")
 
@@ -235,7 +236,7 @@ def report(county_toml: Path, batch: str | None, out: Path | None) -> None:
     """
     county, conn = _open(county_toml)
     with conn:
-        selections = _selections(conn, county, batch)
+        selections = _selections(county, batch)
         for sel in selections:
             stats_stage.compute(conn, county, sel)
             path = report_stage.write_outputs(conn, county, sel, _out_dir(out, county, sel, len(selections) > 1))
