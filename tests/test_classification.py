@@ -21,43 +21,23 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from shapely.geometry import Polygon
 
 from builders import (
-    CLASS_COLUMN, CLASSES, EMPTY, SUBTYPES, CountyBuilder, Expected, Outputs,
-    expected_township_stats, num, rect, run_county, sub,
+    CLASSES, NUMERIC_COLUMNS, TOL_M2, CountyBuilder, Expected, Outputs, assert_row,
+    assert_township_row, expected_township_stats, num, rect, run_county, sub, union,
 )
 
 BATCH = "2022"
 HSX = "2022-06-30"
 TOWN = "140824100"
 TOWN_NAME = "城关镇"
-TOL_M2 = 0.01
-
-NUMERIC_COLUMNS = [
-    "area_m2", "legal_m2", "unchanged_m2", "agri_m2", "illegal_m2", "cultivated_m2",
-    "farmland_m2", "legal_cultivated_m2", "illegal_cultivated_m2", "illegal_farmland_m2",
-    "bnpbj_m2", "wnpbj_m2", "wpxj_m2", "lsyd_cq_m2", "wbjy_m2", "ssny_wba_m2",
-]
 
 
 def grow(p, d: float):
     """Rectangle p enlarged by d metres on every side (approvals reach beyond P)."""
     x0, y0, x1, y1 = p.bounds
     return rect(x0 - d, y0 - d, x1 + d, y1 + d)
-
-
-def assert_row(got: dict[str, str] | None, exp: dict, case: str) -> None:
-    """Compare one polygons.csv row with its expected values; report every mismatch."""
-    assert got is not None, f"{case}: jcbh {exp['jcbh']} missing from polygons.csv"
-    bad = []
-    for col in ("class", "auto_class", "batch", "xzqdm", "xzqmc"):
-        if col in exp and got.get(col, "").strip() != exp[col]:
-            bad.append(f"{col}: expected {exp[col]!r}, got {got.get(col)!r}")
-    for col in NUMERIC_COLUMNS:
-        g = num(got[col])
-        if abs(g - exp[col]) > TOL_M2:
-            bad.append(f"{col}: expected {exp[col]:.4f}, got {g:.4f} (diff {g - exp[col]:+.4f})")
-    assert not bad, f"{case} (jcbh {exp['jcbh']}):\n  " + "\n  ".join(bad)
 
 
 # ====================================================================== main county
@@ -209,6 +189,62 @@ def unknown_pzlx(c, p, j):
     return E(j, p, "legal", "legal", {"legal": p}, {"bnpbj": p})
 
 
+@case
+def hsx_in_next_year(c, p, j):
+    """Batch 2022 but HSX 2023-01-15: Y is 2023, the year of HSX (Decision 3). A permit of
+    2023-01-10 over the left half is 本年, one of 2022-12-01 over the right half 往年."""
+    x0, y0, x1, y1 = p.bounds
+    c.add_approval("农用地转用", "2023-01-10", rect(x0 - 20, y0 - 20, (x0 + x1) / 2, y1 + 20))
+    c.add_approval("农用地转用", "2022-12-01", rect((x0 + x1) / 2, y0 - 20, x1 + 20, y1 + 20))
+    c.add_change(BATCH, j, p, "2023-01-15", "建设用地")
+    left, right = halves(p)
+    return E(j, p, "legal", "legal", {"legal": p}, {"bnpbj": left, "wnpbj": right})
+
+
+@case
+def dates_in_other_formats(c, p, j):
+    """HSX written 2022/6/30; a permit dated 20220630 over the left half, a 临时用地 valid
+    until 2022/6/30 over the right half: both still count (≤, and not yet expired)."""
+    x0, y0, x1, y1 = p.bounds
+    c.add_approval("农用地转用", "20220630", rect(x0 - 20, y0 - 20, (x0 + x1) / 2, y1 + 20))
+    c.add_approval("临时用地", "2021/3/1", rect((x0 + x1) / 2, y0 - 20, x1 + 20, y1 + 20),
+                   yxqz="2022/6/30")
+    c.add_change(BATCH, j, p, "2022/6/30", "建设用地")
+    left, right = halves(p)
+    return E(j, p, "legal", "legal", {"legal": p}, {"bnpbj": left, "wnpbj": right})
+
+
+@case
+def permit_with_hole(c, p, j):
+    """A permit over P but a 20 m × 20 m hole in its middle: the hole is illegal (400 m²)."""
+    hole = sub(p, 0.4, 0.6, 0.4, 0.6)
+    c.add_approval("农用地转用", "2022-03-01", grow(p, 5).difference(hole))
+    c.add_change(BATCH, j, p, HSX, "建设用地")
+    rest = p.difference(hole)
+    return E(j, p, "illegal", "illegal", {"legal": rest, "illegal": hole},
+             {"bnpbj": rest, "wbjy": hole})
+
+
+@case
+def dlbm_lower_case_with_spaces(c, p, j):
+    """DLBM ' 05h1 ' is 05H1 (spaces removed, upper case; Decision 12): construction land."""
+    c.add_landuse(" 05h1 ", grow(p, 10), 0.0, "商业服务业设施用地")
+    c.add_change(BATCH, j, p, HSX, "建设用地")
+    return E(j, p, "unchanged", "unchanged", {"unchanged": p})
+
+
+@case
+def bowtie_made_valid(c, p, j):
+    """A self-intersecting 'bow tie' ring is repaired as ST_MakeValid does (Decision 11):
+    two triangles meeting at the centre, 2 × 2500 m², no permit → illegal."""
+    x0, y0, x1, y1 = p.bounds
+    xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+    bowtie = Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1), (x0, y0)])
+    c.add_change(BATCH, j, bowtie, HSX, "建设用地")
+    fixed = union(Polygon([(x0, y0), (xm, ym), (x0, y1)]), Polygon([(x1, y0), (x1, y1), (xm, ym)]))
+    return E(j, fixed, "illegal", "illegal", {"illegal": fixed}, {"wbjy": fixed})
+
+
 # ---- construction land (C)
 
 
@@ -222,10 +258,10 @@ def on_construction_land(c, p, j):
 
 @case
 def partly_on_construction_land(c, p, j):
-    """0702 under the left 60 %, 旱地 under the right 40 %, no permit."""
+    """0702 under the left 60 %, 旱地 (KCXS 0.05) under the right 40 %, no permit."""
     x0, y0, x1, y1 = p.bounds
     c.add_landuse("0702", rect(x0 - 10, y0 - 10, x0 + 60, y1 + 10), 0.0, "农村宅基地")
-    c.add_landuse("0103", rect(x0 + 60, y0 - 10, x1 + 10, y1 + 10), 0.0, "旱地")
+    c.add_landuse("0103", rect(x0 + 60, y0 - 10, x1 + 10, y1 + 10), 0.05, "旱地")
     c.add_change(BATCH, j, p, HSX, "建设用地")
     built, rest = sub(p, 0, 0.6), sub(p, 0.6, 1)
     return E(j, p, "illegal", "illegal", {"unchanged": built, "illegal": rest}, {"wbjy": rest})
@@ -547,7 +583,7 @@ def build_main(root: Path) -> tuple[CountyBuilder, dict[str, Expected]]:
     c.add_township(TOWN, TOWN_NAME, rect(*MAIN_TOWN_BOX))
     expected = {}
     for k, (name, fn) in enumerate(CASES.items()):
-        assert k < 5 * CELLS_PER_ROW, "test design: more cases than cells inside the township"
+        assert k < 6 * CELLS_PER_ROW, "test design: more cases than cells inside the township"
         expected[name] = fn(c, cell_square(k), jcbh_of(k))
     c.add_field_checks("fieldcheck_2022.csv", list(FIELD_ROWS), batch=BATCH)
     c.add_field_checks("fieldcheck_all.xlsx", list(FIELD_ROWS_XLSX), batch=None)
@@ -630,7 +666,6 @@ def test_invariants_hold_for_every_row(main: Run):
 def test_class_areas_in_township_row(main: Run):
     """All cases lie in 城关镇: its row and the county row add the pieces of every case."""
     towns, total = expected_township_stats(main.county, list(main.expected.values()))
-    from test_outputs import assert_township_row  # one comparison for both modules
     assert_township_row(main.out.township(TOWN), towns[TOWN])
     assert_township_row(main.out.township(main.county.code), total)
 
@@ -716,7 +751,6 @@ def test_township_areas_follow_the_pieces(towns: Run):
     """亩 go to the township each piece lies in; parts outside every township count only
     in the county row (Decision 5)."""
     rows, total = expected_township_stats(towns.county, list(towns.expected.values()))
-    from test_outputs import assert_township_row
     for code in (TA, TB, TC):
         assert_township_row(towns.out.township(code), rows[code], counts=False)
     assert_township_row(towns.out.township(towns.county.code), total, counts=False)
@@ -729,7 +763,6 @@ def test_township_counts_follow_the_polygon(towns: Run):
     assert (rows[TA].counts["n_total"], rows[TB].counts["n_total"], rows[TC].counts["n_total"],
             total.counts["n_total"]) == (1, 2, 0, 4), "test design"
     assert rows[TB].counts["n_illegal_cultivated"] == 1, "test design"
-    from test_outputs import assert_township_row
     for code in (TA, TB, TC):
         assert_township_row(towns.out.township(code), rows[code], areas=False)
     assert_township_row(towns.out.township(towns.county.code), total, areas=False)
