@@ -173,7 +173,7 @@ def _rows(layer: Layer, raw: RawLayer) -> list[tuple]:
         rec = dict(zip(spec["fields"], values))
         if layer.kind == "approval" and rec["PZLX"] is None and layer.pzlx:
             rec["PZLX"] = values[spec["fields"].index("PZLX")] = layer.pzlx
-        reasons += _check_values(layer, rec)
+        reasons += _missing_required(layer, rec, reasons)
         if layer.kind == "field_check":
             _normalise_field_check(rec, values, spec, reasons)
         wkb = raw.wkb[i] if raw.wkb is not None else None
@@ -185,12 +185,10 @@ def _rows(layer: Layer, raw: RawLayer) -> list[tuple]:
     return out
 
 
-def _check_values(layer: Layer, rec: dict) -> list[str]:
-    reasons = []
-    for f in LAYER_KINDS[layer.kind]["required"]:
-        if rec.get(f) is None and not any(r.startswith(f + " ") for r in reasons):
-            reasons.append(f"{f} 为空")
-    return reasons
+def _missing_required(layer: Layer, rec: dict, reasons: list[str]) -> list[str]:
+    """'X 为空' for each required value missing, unless X was already named as unreadable."""
+    return [f"{f} 为空" for f in LAYER_KINDS[layer.kind]["required"]
+            if rec.get(f) is None and not any(r.startswith(f + " ") for r in reasons)]
 
 
 def _normalise_field_check(rec: dict, values: list, spec: dict, reasons: list[str]) -> None:
