@@ -41,6 +41,11 @@ demo: setup sample  ## run the main job on the sample county; prints where the r
 	$(PY) -m pipeline run $(SAMPLE) --batch 2021-2022 --out $(OUT)/2021-2022
 	@echo "报告 reports: $(OUT)/*/report.md (polygons.csv, township_stats.csv, classified.gpkg beside each)"
 
+.PHONY: nightly
+nightly: setup  ## the unattended run: make nightly COUNTY=path/to/county.toml [NIGHTLY_OUT=dir]
+	@test -n "$(COUNTY)" || { echo "usage: make nightly COUNTY=path/to/county.toml [NIGHTLY_OUT=out/<code>]" >&2; exit 2; }
+	$(PY) -m pipeline --log-format json run $(COUNTY) $(if $(NIGHTLY_OUT),--out $(NIGHTLY_OUT),)
+
 .PHONY: test
 test: setup  ## run the tests (real PostGIS, throwaway cluster)
 	$(PY) -m pytest -q

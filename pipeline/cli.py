@@ -1,43 +1,61 @@
 """The `weipian` command line: one command per stage, and `run` for all of them.
 
-Commands parse their arguments, call the stage, and report. Errors about the
-user's data or setup print one line and exit non-zero (a traceback only with
-`--debug`).
+Commands parse their arguments, call the stage, and report. Errors print one
+line on stderr and exit with a status that tells what went wrong (a traceback
+only with `--debug`, and always in the run's log file):
+
+    0 success · 1 internal error · 2 bad input · 3 database unavailable · 4 county locked
+    5 cannot write files (disk full, permissions)
 """
 
 from __future__ import annotations
 
 import functools
-import logging
+import os
+import shlex
 import sys
 from pathlib import Path
 
 import click
+import psycopg
 
 from pipeline import classify as classify_stage
-from pipeline import db, embedded, ingest as ingest_stage, report as report_stage, stats as stats_stage
+from pipeline import db, embedded, logs, runner, runs
+from pipeline import ingest as ingest_stage
+from pipeline import report as report_stage
+from pipeline import stats as stats_stage
 from pipeline.config import County, load_county
 from pipeline.errors import WeipianError
 
-log = logging.getLogger("weipian")
-
-
-def _say(msg: str) -> None:
-    click.echo(msg, err=True)
+log = logs.get("cli")
+EXIT_INTERNAL, EXIT_DATABASE, EXIT_WRITE = 1, 3, 5
 
 
 def user_errors(fn):
-    """Turn WeipianError into one line on stderr and its exit status."""
+    """Turn every failure into one line on stderr and its exit status."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        ctx = click.get_current_context()
+        debug = click.get_current_context().find_root().params.get("debug")
         try:
             return fn(*args, **kwargs)
         except WeipianError as e:
-            if ctx.find_root().params.get("debug"):
+            code, message = e.exit_code, str(e)
+        except psycopg.OperationalError as e:
+            code, message = EXIT_DATABASE, f"数据库连接失败或中断 database unavailable: {' '.join(str(e).split())}"
+        except OSError as e:  # full disk, no permission: the previous files are still in place
+            code, message = EXIT_WRITE, f"无法写入文件 cannot write: {e}；之前的输出文件未被改动"
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # a bug of ours: say so, keep the traceback in the log
+            log.debug("internal error", exc_info=True)
+            code, message = EXIT_INTERNAL, f"内部错误 internal error: {type(e).__name__}: {e}"
+            if debug:
                 raise
-            click.echo(f"错误 error: {e}", err=True)
-            sys.exit(e.exit_code)
+        ctx_record = getattr(click.get_current_context(), "run_record", None)
+        if ctx_record is not None:
+            ctx_record.finish(code, message)
+        log.error("错误 error: %s", message, exc_info=debug and code == EXIT_INTERNAL)
+        sys.exit(code)
     return wrapper
 
 
@@ -49,13 +67,18 @@ out_option = click.option("--out", "-o", type=click.Path(file_okay=False, path_t
 
 @click.group()
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="WEIPIAN_LOG_FORMAT",
+              show_default=True, help="Log lines as text or JSON lines (stderr and the run's log file).")
 @click.version_option(package_name="weipian")
-def main(debug: bool) -> None:
+def main(debug: bool, log_format: str) -> None:
     """weipian: 土地卫片执法 pipeline on PostGIS.
+
+    Exit status: 0 success, 1 internal error, 2 bad input, 3 database unavailable,
+    4 another run of the county holds its lock, 5 cannot write files (disk full).
 
     Example: weipian run data/sample/county.toml --batch 2022
     """
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s")
+    logs.setup(log_format, debug)
 
 
 # ---------------------------------------------------------------- db
@@ -103,7 +126,7 @@ def db_status() -> None:
     """
     for key, value in _cluster().status().items():
         click.echo(f"{key}: {value}")
-    if db.database_url() or __import__("os").environ.get("PGSERVICE"):
+    if db.database_url() or os.environ.get("PGSERVICE"):
         click.echo("note: DATABASE_URL/PGSERVICE is set, so the pipeline uses that server instead")
 
 
@@ -122,15 +145,9 @@ def db_url() -> None:
 def _open(county_toml: Path):
     county = load_county(county_toml)
     conn = db.connect(autocommit=True)
-    applied = db.migrate(conn)
-    for name in applied:
-        _say(f"数据库升级 migration applied: {name}")
+    for name in db.migrate(conn):
+        log.info("数据库升级 migration applied: %s", name)
     return county, conn
-
-
-def _ingest(conn, county: County) -> None:
-    for r in ingest_stage.ingest(conn, county):
-        _say(r.line())
 
 
 def _selections(county: County, batch: str | None) -> list[stats_stage.Selection]:
@@ -140,44 +157,49 @@ def _selections(county: County, batch: str | None) -> list[stats_stage.Selection
     return [stats_stage.resolve(b, batches) for b in batches]
 
 
-def _classify(conn, county: County, batches) -> None:
-    for b in batches:
-        counts = classify_stage.classify_batch(conn, county, b)
-        summary = "，".join(f"{report_stage.CLASS_ZH[c]} {counts.get(c, 0)}" for c in report_stage.CLASS_ZH)
-        _say(f"批次 {b}：{summary}")
-        for w in classify_stage.unknown_codes(conn, county, b):
-            _say(f"提示 warning: {w}")
-
-
 def _out_dir(out: Path | None, county: County, sel: stats_stage.Selection, several: bool) -> Path:
     if out is None:
         return Path("out") / county.code / sel.folder
     return out / sel.folder if several else out
 
 
+def _command_line() -> str:
+    """The command as run, for the run record (arguments only: credentials live in the environment)."""
+    return "weipian " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 @main.command()
 @county_argument
 @batch_option
 @out_option
+@click.option("--force", is_flag=True, help="Re-classify and rewrite even what has not changed.")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the run's log file (default: logs/ under the output root).")
 @user_errors
-def run(county_toml: Path, batch: str | None, out: Path | None) -> None:
-    """Every stage for a county: ingest → classify → stats → report.
+def run(county_toml: Path, batch: str | None, out: Path | None, force: bool, log_dir: Path | None) -> None:
+    """Every stage for a county: ingest → classify → stats → report, doing only what changed.
 
-    Without --batch, every batch, each in its own folder.
+    Without --batch, every batch, each in its own folder. Layers whose files did not
+    change are not loaded again, batches whose inputs did not change are not judged
+    again, and output files whose numbers did not change are not rewritten. One run
+    per county at a time; each run is recorded (`weipian runs`).
 
     Example: weipian run data/sample/county.toml --batch 2018-2021 --out out/range
     """
     county = load_county(county_toml)
     selections = _selections(county, batch)  # a bad --batch stops before anything is written
-    county, conn = _open(county_toml)
+    several = len(selections) > 1
+    targets = [runner.Target(s, _out_dir(out, county, s, several)) for s in selections]
+    root = out if (out is not None and several) else (out.parent if out is not None else Path("out") / county.code)
+    log_format = click.get_current_context().find_root().params["log_format"]
+    conn, record = runner.open_run(county, _command_line(), log_dir or root / "logs", log_format)
+    click.get_current_context().run_record = record
     with conn:
-        _ingest(conn, county)
-        needed = sorted({b for s in selections for b in s.batches})
-        _classify(conn, county, needed)
-        for sel in selections:
-            stats_stage.compute(conn, county, sel)
-            path = report_stage.write_outputs(conn, county, sel, _out_dir(out, county, sel, len(selections) > 1))
-            click.echo(str(path))
+        paths = runner.run(conn, county, targets, record, force=force)
+        record.finish(0)
+        log.info("运行 run %s 完成", record.id)
+    for p in paths:
+        click.echo(str(p))
 
 
 @main.command()
@@ -190,7 +212,9 @@ def ingest(county_toml: Path) -> None:
     """
     county, conn = _open(county_toml)
     with conn:
-        _ingest(conn, county)
+        runs.acquire_lock(conn, county.code)
+        for r in ingest_stage.ingest(conn, county):
+            log.info(r.line())
 
 
 @main.command()
@@ -202,10 +226,17 @@ def classify(county_toml: Path, batch: str | None) -> None:
 
     Example: weipian classify data/sample/county.toml --batch 2022
     """
+    county = load_county(county_toml)
+    selections = _selections(county, batch)
     county, conn = _open(county_toml)
     with conn:
-        selections = _selections(county, batch)
-        _classify(conn, county, sorted({b for s in selections for b in s.batches}))
+        runs.acquire_lock(conn, county.code)
+        for b in sorted({b for s in selections for b in s.batches}):
+            counts = classify_stage.classify_batch(conn, county, b)
+            summary = "，".join(f"{report_stage.CLASS_ZH[c]} {counts.get(c, 0)}" for c in report_stage.CLASS_ZH)
+            log.info("批次 %s：%s", b, summary)
+            for w in classify_stage.unknown_codes(conn, county, b):
+                log.warning("提示 warning: %s", w)
 
 
 @main.command()
@@ -217,11 +248,13 @@ def stats(county_toml: Path, batch: str | None) -> None:
 
     Example: weipian stats data/sample/county.toml --batch 2022
     """
+    county = load_county(county_toml)
+    selections = _selections(county, batch)
     county, conn = _open(county_toml)
     with conn:
-        for sel in _selections(county, batch):
+        for sel in selections:
             stats_stage.compute(conn, county, sel)
-            _say(f"统计 {sel.label}：已写入 weipian.township_stat")
+            log.info("统计 %s：已写入 weipian.township_stat", sel.label)
 
 
 @main.command()
@@ -234,10 +267,42 @@ def report(county_toml: Path, batch: str | None, out: Path | None) -> None:
 
     Example: weipian report data/sample/county.toml --batch 2022 --out out/2022
     """
+    county = load_county(county_toml)
+    selections = _selections(county, batch)
     county, conn = _open(county_toml)
     with conn:
-        selections = _selections(county, batch)
         for sel in selections:
             stats_stage.compute(conn, county, sel)
             path = report_stage.write_outputs(conn, county, sel, _out_dir(out, county, sel, len(selections) > 1))
             click.echo(str(path))
+
+
+@main.command("runs")
+@click.argument("county_toml", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--last", is_flag=True, help="Show the latest run in detail.")
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
+@user_errors
+def runs_command(county_toml: Path | None, last: bool, limit: int, as_json: bool) -> None:
+    """List recorded runs (all counties, or the county of COUNTY_TOML), newest first.
+
+    A run still marked running whose county lock is free was killed: it shows as interrupted.
+
+    Example: weipian runs --last
+    """
+    code = load_county(county_toml).code if county_toml else None
+    with db.connect(autocommit=True) as conn:
+        db.migrate(conn)
+        rows = runs.list_runs(conn, code, 1 if last else limit)
+    if not rows:
+        click.echo("没有运行记录 no runs recorded")
+        return
+    for r in rows:
+        if as_json:
+            click.echo(runs.as_json(r))
+        elif last:
+            click.echo(runs.describe(r))
+        else:
+            took = f"{(r['ended_at'] - r['started_at']).total_seconds():.1f}s" if r["ended_at"] else "—"
+            click.echo(f"{r['id']:>6}  {r['county_code']}  {r['started_at']:%Y-%m-%d %H:%M:%S}  {took:>8}  "
+                       f"{r['status']:<11} {'' if r['exit_code'] is None else r['exit_code']:>2}  {r['command']}")

@@ -84,6 +84,11 @@ def load_county(path: str | Path) -> County:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     base = path.resolve().parent
+    _refuse_credentials(doc, path)
+    unknown = set(doc) - {"county", "settings", "layers"}
+    if unknown:
+        raise ConfigError(f"{path.name}: unknown table(s) {', '.join(sorted(unknown))}; "
+                          "county.toml has [county], [settings] and [[layers]]")
 
     county = doc.get("county")
     if not isinstance(county, dict):
@@ -123,6 +128,26 @@ def load_county(path: str | Path) -> County:
         settings=settings,
         layers=tuple(layers),
     )
+
+
+_SECRET_KEYS = {"password", "passwd", "pwd", "database_url", "url", "dsn", "database", "db", "user"}
+
+
+def _refuse_credentials(doc: dict, path: Path) -> None:
+    """Database credentials never live in county.toml: files get copied and mailed."""
+    def walk(node, where):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if str(k).lower() in _SECRET_KEYS or (isinstance(v, str) and "://" in v and "@" in v):
+                    raise ConfigError(
+                        f"{path.name}: {where}{k} looks like database credentials; county.toml must not hold "
+                        "them — set DATABASE_URL or PGSERVICE in the environment (passwords in ~/.pgpass)"
+                    )
+                walk(v, f"{where}{k}.")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}{i + 1}.")
+    walk(doc, "")
 
 
 def _layer(i: int, raw: dict, base: Path, toml_name: str) -> Layer:
