@@ -20,7 +20,11 @@ with open(SCHEMAS_DIR / "layers.toml", "rb") as _f:
     #: Standard layer definitions, from schemas/layers.toml.
     LAYER_KINDS: dict = tomllib.load(_f)
 
-DEFAULT_SETTINGS = {"min_part_m2": 10.0}
+#: [settings] of county.toml and their defaults.
+#: outside_tolerance_m: how far (m) beyond the township layer a feature may lie and
+#: still belong to the county; change polygons farther out are quarantined, reference
+#: features farther out are dropped and counted (ingest).
+DEFAULT_SETTINGS = {"min_part_m2": 10.0, "outside_tolerance_m": 1000.0}
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ def _layer(i: int, raw: dict, base: Path, toml_name: str) -> Layer:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
     p = (base / raw["path"]).resolve()
     if not p.exists():
-        raise DataSourceError(f"{raw['path']}: file not found (looked for {p}); check path in {toml_name}")
+        raise DataSourceError(f"{raw['path']}: 文件不存在（查找位置 {p}）；请检查 {toml_name} 中该图层的 path")
     fields = raw.get("fields") or {}
     if not isinstance(fields, dict):
         raise ConfigError(f"{where}: fields must be a table such as {{ XZQDM = \"DM\" }}")

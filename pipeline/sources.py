@@ -1,48 +1,101 @@
-"""Reading one input layer from its file into plain columns (no database here).
+"""Opening one input layer and reading it in batches (no database here).
 
-Vector layers come through pyogrio (GDAL): Shapefile (also zipped), GeoPackage,
-File Geodatabase, GeoJSON. Field checks may also be CSV or XLSX without geometry.
-Geometry stays as WKB; PostGIS transforms and repairs it (domain.md Decision 11).
+Vector layers come through pyogrio (GDAL) as Arrow batches: Shapefile (also
+zipped), GeoPackage, File Geodatabase, GeoJSON.  Field checks may also be CSV
+or XLSX without geometry.  Geometry stays as WKB; PostGIS transforms and
+repairs it (domain.md Decision 11).
+
+:func:`open_source` makes every check that concerns the layer as a whole
+(files present and complete, layer named, text encoding, coordinate system
+against the coordinates) and raises :class:`DataSourceError` with one line
+naming the file; :meth:`Source.batches` then streams the features, so memory
+stays flat however large the layer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
-from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from pipeline import crs as crs_check
+from pipeline import shapefile
 from pipeline.config import LAYER_KINDS, Layer
 from pipeline.errors import DataSourceError
 
 TABLE_SUFFIXES = {".csv", ".xlsx", ".xls"}
 NUMERIC_FIELDS = {"TBMJ", "KCXS", "KCMJ", "TBDLMJ", "JCMJ"}
+VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".gdb")
+FORMATS = "Shapefile（.shp 或 .zip）、GeoPackage、File Geodatabase、GeoJSON"
 
 
 @dataclass
-class RawLayer:
-    """A layer as read: source field names → value arrays, WKB geometries, source CRS."""
+class Batch:
+    """Consecutive features: their source attributes, and WKB geometry when the layer has any."""
 
-    columns: dict[str, np.ndarray]
-    wkb: np.ndarray | None
-    epsg: int | None
-    n: int
+    start: int                 # feature index (0-based, in file order) of the first row
+    columns: pd.DataFrame      # source field name → values
+    wkb: pa.Array | None       # binary WKB per row (null: no geometry)
+
+    @property
+    def n(self) -> int:
+        return len(self.columns)
 
 
-def checksum(layer: Layer) -> str:
-    """SHA-256 of the layer's files and of how county.toml reads them.
+@dataclass
+class Source:
+    """An opened layer whose whole-layer checks have passed."""
+
+    layer: Layer
+    fields: list[str]            # source field names, as in the file
+    n: int | None                # feature count when known before reading
+    epsg: int | None             # source CRS (None without geometry)
+    excel: bool = False          # values come from an XLSX sheet
+    _gdal_path: str | None = None
+    _gdal_layer: str | None = None
+    _table: pd.DataFrame | None = field(default=None, repr=False)
+
+    def batches(self, size: int = 50_000) -> Iterator[Batch]:
+        if self._table is not None:
+            yield Batch(0, self._table, None)
+            return
+        geometry = LAYER_KINDS[self.layer.kind]["geometry"]
+        kwargs = {"encoding": self.layer.encoding} if self.layer.encoding else {}
+        start = 0
+        try:
+            with pyogrio.raw.open_arrow(self._gdal_path, layer=self._gdal_layer, batch_size=size,
+                                        read_geometry=geometry, use_pyarrow=True, **kwargs) as (meta, reader):
+                geom_col = (meta.get("geometry_name") or "wkb_geometry") if geometry else None
+                for rb in reader:
+                    wkb = None
+                    if geom_col is not None and geom_col in rb.schema.names:
+                        wkb = rb.column(geom_col)
+                        rb = rb.drop_columns([geom_col])
+                    yield Batch(start, rb.to_pandas(date_as_object=False), wkb)
+                    start += rb.num_rows
+        except DataSourceError:
+            raise
+        except Exception as e:  # GDAL reports a damaged file while reading it
+            raise DataSourceError(
+                f"{self.layer.label}: 读取第 {start + 1} 个要素附近时出错（{_one_line(e)}）；"
+                "文件可能损坏或不完整，请重新复制或导出该图层") from None
+
+
+def checksum(layer: Layer, extra: str = "") -> str:
+    """SHA-256 of the layer's files, of how county.toml reads them, and of ``extra``.
 
     A Shapefile is its .shp and every sidecar of the same stem; a File
-    Geodatabase is every file of its folder.
+    Geodatabase is every file of its folder.  ``extra`` carries what else the
+    load depends on (the township layers that bound the county).
     """
     h = hashlib.sha256()
     if layer.path.is_dir():
@@ -59,167 +112,167 @@ def checksum(layer: Layer) -> str:
     settings = {
         "kind": layer.kind, "layer": layer.layer, "encoding": layer.encoding, "crs": layer.crs,
         "fields": layer.fields, "pzlx": layer.pzlx, "batch": layer.batch, "index": layer.index,
+        "extra": extra,
     }
     h.update(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode())
     return h.hexdigest()
 
 
-def read_layer(layer: Layer) -> RawLayer:
+def open_source(layer: Layer, work_srid: int) -> Source:
+    """Open ``layer`` and check it as a whole; raise DataSourceError naming the file otherwise."""
+    if not layer.path.exists():
+        raise DataSourceError(f"{layer.label}: 文件不存在（{layer.path}）；请检查 county.toml 中的 path")
     if layer.path.suffix.lower() in TABLE_SUFFIXES:
         if LAYER_KINDS[layer.kind]["geometry"]:
             raise DataSourceError(
-                f"{layer.label}: a {layer.kind} layer needs geometry; CSV/XLSX are only for field_check"
-            )
-        return _read_table(layer)
-    return _read_vector(layer)
+                f"{layer.label}: {layer.kind} 图层需要几何图形；CSV/XLSX 只能用于外业核查（field_check），"
+                f"请提供 {FORMATS}")
+        return _open_table(layer)
+    return _open_vector(layer, work_srid)
 
 
-def _read_table(layer: Layer) -> RawLayer:
+# ------------------------------------------------------------------ tables
+
+def _open_table(layer: Layer) -> Source:
+    suffix = layer.path.suffix.lower()
     try:
-        if layer.path.suffix.lower() == ".csv":
-            df = pd.read_csv(layer.path, dtype=str, keep_default_na=False,
-                             encoding=layer.encoding or "utf-8-sig")
+        if suffix == ".csv":
+            df = _read_csv(layer)
         else:
             df = pd.read_excel(layer.path, sheet_name=layer.layer or 0, dtype=object)
-    except UnicodeDecodeError:
-        raise DataSourceError(
-            f"{layer.label}: not readable as {layer.encoding or 'UTF-8'}; "
-            "set encoding = \"GBK\" for this layer in county.toml"
-        ) from None
+    except DataSourceError:
+        raise
+    except ImportError:
+        raise DataSourceError(f"{layer.label}: 不支持旧版 .xls 文件；请在 Excel 中另存为 .xlsx") from None
+    except ValueError as e:
+        if layer.layer and "not found" in str(e):
+            raise DataSourceError(f"{layer.label}: 没有名为 {layer.layer!r} 的工作表") from None
+        raise DataSourceError(f"{layer.label}: 无法读取（{_one_line(e)}）；文件可能损坏或不完整") from None
     except Exception as e:  # pandas/openpyxl raise many kinds for a broken file
-        raise DataSourceError(f"{layer.label}: cannot be read ({e})") from None
-    columns = {str(c).strip(): df[c].to_numpy(dtype=object) for c in df.columns}
-    return RawLayer(columns=columns, wkb=None, epsg=None, n=len(df))
+        raise DataSourceError(f"{layer.label}: 无法读取（{_one_line(e)}）；文件可能损坏或不完整") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return Source(layer, list(df.columns), len(df), None, excel=suffix != ".csv", _table=df)
 
 
-def _vector_path(path: Path) -> str:
-    if path.suffix.lower() == ".zip":
-        return f"/vsizip/{path}"
-    return str(path)
-
-
-def _read_vector(layer: Layer) -> RawLayer:
-    src = _vector_path(layer.path)
+def _read_csv(layer: Layer) -> pd.DataFrame:
+    raw = layer.path.read_bytes()
+    encoding = layer.encoding or "utf-8-sig"
     try:
-        layers = pyogrio.list_layers(src)
-    except Exception as e:
-        raise DataSourceError(f"{layer.label}: cannot be opened by GDAL ({e})") from None
-    names = [str(n) for n in layers[:, 0]]
-    if layer.layer is None and len(names) > 1:
-        raise DataSourceError(
-            f"{layer.label}: holds {len(names)} layers ({', '.join(names)}); "
-            "name one with layer = \"...\" in county.toml"
-        )
-    if layer.layer is not None and layer.layer not in names:
-        raise DataSourceError(
-            f"{layer.label}: no layer {layer.layer!r}; it has {', '.join(names)}"
-        )
-    kwargs = {"encoding": layer.encoding} if layer.encoding else {}
+        raw.decode(encoding)
+    except LookupError:
+        raise DataSourceError(f'{layer.label}: 未知的编码 encoding = "{layer.encoding}"；常用的有 "GBK"、"UTF-8"') from None
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        hint = '请确认文件的编码，并在 county.toml 中为该图层写 encoding = "..."'
+        for codec, name in (("utf-8-sig", "UTF-8"), ("gbk", "GBK"), ("gb18030", "GB18030")):
+            if codec == encoding:
+                continue
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError:
+                continue
+            sample = next((s for s in text.splitlines()[line - 1].split(",") if not s.isascii()), "")
+            hint = f'按 {name} 可读作“{sample.strip()[:30]}”，请在 county.toml 中为该图层写 encoding = "{name}"'
+            break
+        raise DataSourceError(f"{layer.label}: 第 {line} 行按 {encoding.upper().replace('-SIG', '')} 无法解码；{hint}") from None
+    import io
+
+    return pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, encoding=encoding)
+
+
+# ------------------------------------------------------------------ vector
+
+def _open_vector(layer: Layer, work_srid: int) -> Source:
+    gdal_path, parts = _gdal_path(layer)
+    if parts is not None:
+        shapefile.check_complete(parts)
+        shapefile.check_encoding(parts, layer.encoding)
     try:
-        meta, _fids, geometry, field_data = pyogrio.raw.read(
-            src, layer=layer.layer, read_geometry=LAYER_KINDS[layer.kind]["geometry"], **kwargs
-        )
+        names = [str(n) for n in pyogrio.list_layers(gdal_path)[:, 0]]
     except Exception as e:
-        raise DataSourceError(f"{layer.label}: cannot be read ({e})") from None
-    columns = {str(name): np.asarray(values, dtype=object)
-               for name, values in zip(meta["fields"], field_data)}
-    n = len(field_data[0]) if field_data else (len(geometry) if geometry is not None else 0)
+        raise DataSourceError(
+            f"{layer.label}: GDAL 无法打开（{_one_line(e)}）；文件可能损坏、不完整，或不是支持的格式（{FORMATS}）"
+        ) from None
+    gdal_layer = None
+    if parts is None:
+        if layer.layer is None and len(names) > 1:
+            raise DataSourceError(
+                f"{layer.label}: 包含 {len(names)} 个图层（{', '.join(names)}）；请在 county.toml 中用 "
+                'layer = "..." 指定其中一个')
+        if layer.layer is not None and layer.layer not in names:
+            raise DataSourceError(f"{layer.label}: 没有图层 {layer.layer!r}；现有图层：{', '.join(names)}")
+        gdal_layer = layer.layer
+    try:
+        info = pyogrio.read_info(gdal_path, layer=gdal_layer, force_total_bounds=True,
+                                 **({"encoding": layer.encoding} if layer.encoding else {}))
+    except Exception as e:
+        raise DataSourceError(f"{layer.label}: GDAL 无法读取图层信息（{_one_line(e)}）；文件可能损坏或不完整") from None
+    n = int(info["features"]) if info.get("features", -1) >= 0 else None
     epsg = None
-    if geometry is not None:
-        epsg = layer.crs or _epsg_of_source(meta.get("crs"), layer)
-    return RawLayer(columns=columns, wkb=geometry, epsg=epsg, n=n)
+    if LAYER_KINDS[layer.kind]["geometry"]:
+        if info.get("geometry_type") is None:
+            raise DataSourceError(f"{layer.label}: 没有几何图形；{layer.kind} 图层需要面状图形")
+        epsg, origin = (layer.crs, "county.toml 中的 crs ") if layer.crs else (_epsg_of(info.get("crs"), layer), ".prj ")
+        if n:
+            crs_check.check_coordinates(layer.label, epsg, info.get("total_bounds"), work_srid, origin)
+    fields = [str(f) for f in info["fields"]]
+    return Source(layer, fields, n, epsg, _gdal_path=gdal_path, _gdal_layer=gdal_layer)
 
 
-def _epsg_of_source(crs_text: str | None, layer: Layer) -> int:
+def _gdal_path(layer: Layer) -> tuple[str, shapefile.Parts | None]:
+    """The path GDAL opens, and the Shapefile parts to check when it is one."""
+    path = layer.path
+    if path.suffix.lower() == ".shp":
+        return str(path), shapefile.parts_of(path, layer.label)
+    if path.suffix.lower() != ".zip":
+        return str(path), None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataSourceError(f"{layer.label}: zip 文件损坏或不完整（{_one_line(e)}）；请重新复制或压缩") from None
+    datasets = sorted({_dataset_of(n) for n in names} - {None})
+    if not datasets:
+        raise DataSourceError(f"{layer.label}: zip 中没有 {FORMATS} 数据；其中文件：{', '.join(names[:10])}")
+    if len(datasets) > 1:
+        stems = {PurePosixPath(d).stem: d for d in datasets}
+        if layer.layer in stems:
+            datasets = [stems[layer.layer]]
+        else:
+            raise DataSourceError(
+                f"{layer.label}: zip 中有 {len(datasets)} 个数据集（{', '.join(datasets)}）；请在 county.toml 中用 "
+                'layer = "..." 指定其中一个（写文件名，不带扩展名）')
+    member = datasets[0]
+    gdal = f"/vsizip/{path}/{member}"
+    if member.lower().endswith(".shp"):
+        return gdal, shapefile.parts_of(path, layer.label, member)
+    return gdal, None
+
+
+def _dataset_of(name: str) -> str | None:
+    lower = name.lower()
+    if ".gdb/" in lower:
+        return name[:lower.index(".gdb/") + 4]
+    if lower.endswith((".shp", ".gpkg", ".geojson", ".json")) and not lower.startswith("__macosx"):
+        return name
+    return None
+
+
+def _epsg_of(crs_text: str | None, layer: Layer) -> int:
     if not crs_text:
         raise DataSourceError(
-            f"{layer.label}: no coordinate system (.prj missing); "
-            "add crs = \"EPSG:4546\" (the layer's real CRS) to this layer in county.toml"
-        )
+            f"{layer.label}: 没有坐标系（缺少 .prj）；请补上 .prj，或在 county.toml 中为该图层写出它的真实坐标系，"
+            '如 crs = "EPSG:4546"')
     try:
         code = CRS.from_user_input(crs_text).to_epsg(min_confidence=70)
     except CRSError:
         code = None
     if code is None:
         raise DataSourceError(
-            f"{layer.label}: coordinate system is not a known EPSG CRS; "
-            "add crs = \"EPSG:....\" to this layer in county.toml"
-        )
+            f"{layer.label}: 坐标系不是可识别的 EPSG 坐标系；请在 county.toml 中为该图层写出它的真实坐标系，"
+            '如 crs = "EPSG:4546"')
     return code
 
 
-# ---------------------------------------------------------------- value parsing
-
-DATE_HINT = "应为 20220315、2022-03-15 或 2022/3/15 格式"
-_DATE_RE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T].*)?$")
-
-
-def is_missing(v) -> bool:
-    if v is None:
-        return True
-    if isinstance(v, float) and math.isnan(v):
-        return True
-    if v is pd.NaT:
-        return True
-    return isinstance(v, str) and not v.strip()
-
-
-def to_text(v) -> str | None:
-    """A code or name as text: stray spaces removed, 140824.0 read as 140824."""
-    if is_missing(v):
-        return None
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if isinstance(v, (datetime, pd.Timestamp)):
-        return v.date().isoformat()
-    if isinstance(v, np.datetime64):
-        return str(v)[:10]
-    s = str(v).strip()
-    return s or None
-
-
-def to_number(v) -> float | None:
-    if is_missing(v):
-        return None
-    try:
-        return float(str(v).strip()) if isinstance(v, str) else float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-class BadValue(ValueError):
-    pass
-
-
-def to_date(v) -> date | None:
-    """A date from 20220315, 2022-03-15, 2022/3/15, a date or datetime value.
-
-    Raises BadValue for a value that is present but not a date.
-    """
-    if is_missing(v):
-        return None
-    if isinstance(v, np.datetime64):
-        v = pd.Timestamp(v)
-    if isinstance(v, (datetime, pd.Timestamp)):
-        return v.date()
-    if isinstance(v, date):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    s = str(v).strip()
-    try:
-        if re.fullmatch(r"\d{8}", s):
-            return date(int(s[:4]), int(s[4:6]), int(s[6:]))
-        m = _DATE_RE.match(s)
-        if m:
-            return date(int(m[1]), int(m[2]), int(m[3]))
-    except ValueError:
-        pass
-    raise BadValue(s)
-
-
-SFBH_VALUES = {"是": "是", "Y": "是", "YES": "是", "1": "是", "TRUE": "是",
-               "否": "否", "N": "否", "NO": "否", "0": "否", "FALSE": "否"}
-PDLX_VALUES = {"合法用地": "legal", "实地未变化": "unchanged", "农业结构调整": "agri_adjust",
-               "违法用地": "illegal", "legal": "legal", "unchanged": "unchanged",
-               "agri_adjust": "agri_adjust", "illegal": "illegal"}
+def _one_line(e: object) -> str:
+    return " ".join(str(e).split())[:300]

@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import geopandas as gpd
-import psycopg
 import pytest
 from shapely.geometry import Polygon, box
 
@@ -150,7 +149,7 @@ def test_missing_required_field_stops_before_writing(tmp_path, conn):
     gpd.GeoDataFrame({"JCBH": ["1"], "BHLX": ["建设用地"]}, geometry=[box(X0, Y0, X0 + 5, Y0 + 5)],
                      crs=CRS).to_file(tmp_path / "jctb.shp")
     county = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE))
-    with pytest.raises(DataSourceError, match=r"jctb.shp: required field HSX not found"):
+    with pytest.raises(DataSourceError, match=r"^jctb.shp: 缺少必填字段 HSX（现有字段：JCBH、BHLX）；如果它用了别的名字，请在 county.toml 中为该图层写 fields = \{ HSX = \"源字段名\" \}$"):
         ingest(conn, county)
     assert count(conn, "source") == 0
     assert count(conn, "township") == 0
@@ -166,7 +165,7 @@ def test_duplicate_jcbh_refused_with_the_list(tmp_path, conn):
 
 
 def test_missing_file_and_unknown_kind_are_refused(tmp_path):
-    with pytest.raises(DataSourceError, match=r"nothere.shp: file not found"):
+    with pytest.raises(DataSourceError, match=r"^nothere.shp: 文件不存在（查找位置 .*nothere.shp）；请检查 county.toml 中该图层的 path$"):
         load_county(write_county(tmp_path, """
             [[layers]]
             kind = "township"
@@ -184,7 +183,7 @@ def test_source_without_prj_needs_crs(tmp_path, conn):
     change_layer(tmp_path)
     (tmp_path / "jctb.prj").unlink()
     county = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE))
-    with pytest.raises(DataSourceError, match=r"jctb.shp: no coordinate system"):
+    with pytest.raises(DataSourceError, match=r"^jctb.shp: 没有坐标系（缺少 .prj）；请补上 .prj，或在 county.toml 中为该图层写出它的真实坐标系，如 crs = \"EPSG:4546\"$"):
         ingest(conn, county)
     fixed = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE + 'crs = "EPSG:4546"\n'))
     ingest(conn, fixed)

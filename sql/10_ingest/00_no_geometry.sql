@@ -1,8 +1,7 @@
--- Ingest, step 1 for layers without geometry (field checks).
+-- Ingest, for layers without geometry (field checks): each staged row and
+-- whether it is used.
 -- etldoc: stage -> stage_fixed
-DROP TABLE IF EXISTS stage_fixed;
-CREATE TEMP TABLE stage_fixed ON COMMIT DROP AS
-SELECT s.*, false AS repaired, NULL::text AS geom_reason, s.reject IS NULL AS usable
+CREATE VIEW stage_fixed AS
+SELECT s.*, false AS repaired, NULL::text AS geom_reason, false AS outside_county, false AS clipped,
+       s.reject IS NULL AS usable
 FROM stage s;
-
-ALTER TABLE stage_fixed DROP COLUMN wkb;

@@ -1,39 +1,35 @@
--- Ingest, step 1 for layers with geometry: parse, transform, repair.
--- domain.md Decision 11: transform to the working CRS, then make valid (GEOS
--- "linework", as ST_MakeValid), keep the polygonal part, drop Z/M.
--- etldoc: stage -> stage_fixed
-DROP TABLE IF EXISTS stage_fixed;
-CREATE TEMP TABLE stage_fixed ON COMMIT DROP AS
-WITH parsed AS (
-    SELECT s.*,
-           CASE WHEN s.wkb IS NULL THEN NULL
-                ELSE ST_Force2D(ST_Transform(
-                         ST_GeomFromWKB(s.wkb, current_setting('weipian.src_srid')::integer),
-                         current_setting('weipian.work_srid')::integer))
-           END AS g
-    FROM stage s
-),
-checked AS (
-    SELECT p.*,
-           p.g IS NOT NULL AND NOT ST_IsEmpty(p.g)
-               AND (ST_IsValidDetail(p.g)).valid
-               AND GeometryType(p.g) IN ('POLYGON', 'MULTIPOLYGON') AS clean
-    FROM parsed p
-),
-fixed AS (
-    SELECT c.*,
-           CASE WHEN c.g IS NULL OR ST_IsEmpty(c.g) THEN NULL
-                WHEN c.clean THEN ST_Multi(c.g)
-                ELSE weipian.polygonal(ST_MakeValid(c.g))
-           END AS geom
-    FROM checked c
-)
-SELECT f.*,
-       NOT f.clean AND f.geom IS NOT NULL AS repaired,
-       CASE WHEN f.g IS NULL OR ST_IsEmpty(f.g) THEN '几何为空'
-            WHEN f.geom IS NULL THEN '几何修复后无面状部分（' || GeometryType(f.g) || '）'
+-- Ingest, for layers with geometry: each staged feature with its geometry as it
+-- will be stored, and whether it is used.
+--
+-- geom: a feature found clean while it was read (stage.clean: same CRS, valid,
+-- 2D, checked with GEOS in Python) is its WKB as read; one PostGIS checked
+-- (stage_check, 00_check_geometry.sql) is its working geometry when clean, else
+-- the repaired one. A feature outside the county is quarantined when
+-- weipian.outside_rule is 'quarantine' (change polygons) and dropped and counted
+-- (clipped) when it is 'clip' (reference layers).
+--
+-- The view shows the features weipian.first .. weipian.last: one batch while
+-- it is inserted as the next is read, or all of them.
+-- etldoc: stage, stage_check -> stage_fixed
+CREATE VIEW stage_fixed AS
+SELECT s.*,
+       CASE WHEN s.clean THEN ST_Multi(ST_GeomFromWKB(s.wkb, current_setting('weipian.work_srid')::integer))
+            WHEN c.clean THEN ST_Multi(weipian.working_geometry(s.wkb, current_setting('weipian.src_srid')::integer,
+                                                                current_setting('weipian.work_srid')::integer))
+            ELSE c.repaired
+       END AS geom,
+       NOT s.clean AND (c.repaired IS NOT NULL OR (c.clean AND s.wkb_repaired)) AS repaired,
+       CASE WHEN s.clean THEN NULL
+            WHEN s.wkb_error IS NOT NULL THEN '几何无法解析（' || s.wkb_error || '）'
+            ELSE c.reason
        END AS geom_reason,
-       f.reject IS NULL AND f.geom IS NOT NULL AS usable
-FROM fixed f;
-
-ALTER TABLE stage_fixed DROP COLUMN wkb, DROP COLUMN g;
+       CASE WHEN s.clean THEN s.outside ELSE coalesce(c.outside, false) END AS outside_county,
+       s.reject IS NULL AND current_setting('weipian.outside_rule') = 'clip'
+           AND CASE WHEN s.clean THEN s.outside ELSE coalesce(c.outside, false) END AS clipped,
+       s.reject IS NULL
+           AND (s.clean OR c.clean OR c.repaired IS NOT NULL)
+           AND NOT CASE WHEN s.clean THEN s.outside ELSE coalesce(c.outside, false) END AS usable
+FROM stage s
+LEFT JOIN stage_check c USING (feature_index)
+WHERE s.feature_index BETWEEN current_setting('weipian.first')::integer
+                          AND current_setting('weipian.last')::integer;
