@@ -1,5 +1,11 @@
 """Report stage: the files of contract.md, written from the tables in PostGIS.
 
+This module writes the contract's files (polygons.csv, township_stats.csv,
+classified.gpkg) and the narrative lines, and calls the modules that write the
+rest: tables.xlsx (:mod:`pipeline.tables`), the figures (:mod:`pipeline.figures`),
+report.md and report.pdf (:mod:`pipeline.report_doc`, :mod:`pipeline.report_md`,
+:mod:`pipeline.pdf`) and the Shapefile / File Geodatabase (:mod:`pipeline.exports`).
+
 Every file is written to a temporary name in the output folder and renamed,
 so a reader never sees half a file.
 """
@@ -17,8 +23,12 @@ import geopandas as gpd
 import psycopg
 import shapely
 
+from pipeline import exports, fonts, logs, report_data, report_doc, report_md, report_tables, tables
 from pipeline.config import County
+from pipeline.report_tables import CLASS_ZH
 from pipeline.stats import Selection
+
+log = logs.get("report")
 
 POLYGON_COLUMNS = [
     "jcbh", "batch", "xzqdm", "xzqmc", "class", "auto_class", "area_m2", "legal_m2",
@@ -35,8 +45,6 @@ TOWNSHIP_COLUMNS = [
     "illegal_cultivated_mu", "illegal_farmland_mu", "new_construction_mu", "new_cultivated_mu",
     "illegal_cultivated_ratio", "rank",
 ]
-
-CLASS_ZH = {"legal": "合法用地", "unchanged": "实地未变化", "agri_adjust": "农业结构调整", "illegal": "违法用地"}
 
 
 @contextmanager
@@ -82,7 +90,17 @@ def township_rows(conn: psycopg.Connection, county: County, sel: Selection) -> l
 
 
 def write_outputs(conn: psycopg.Connection, county: County, sel: Selection, out: Path) -> Path:
-    """Write polygons.csv, township_stats.csv, report.md and classified.gpkg; return report.md."""
+    """Write every file of the selection into ``out``; return the path of report.md.
+
+    polygons.csv, township_stats.csv and classified.gpkg (the contract), then
+    tables.xlsx, the figures, report.md and report.pdf (one snapshot of the
+    database, :mod:`pipeline.report_data`), then the Shapefile and File
+    Geodatabase exports. The Chinese font is looked for first, so a machine
+    without one stops before writing anything.
+    """
+    from pipeline import figures, pdf  # matplotlib and reportlab: only when reporting
+
+    fonts.sans()
     out.mkdir(parents=True, exist_ok=True)
     polygons = polygon_rows(conn, county, sel)
     towns = township_rows(conn, county, sel)
@@ -99,27 +117,50 @@ def write_outputs(conn: psycopg.Connection, county: County, sel: Selection, out:
         for row in towns:
             w.writerow([_fmt(v) for v in row])
 
-    _write_gpkg(out / "classified.gpkg", county, polygons)
+    layer = _layer(county, polygons)
+    with _atomic(out / "classified.gpkg", mode=None) as tmp:
+        tmp.unlink()
+        layer.to_file(tmp, layer="change_class", driver="GPKG", engine="pyogrio")
     quarantined = conn.execute(
         """SELECT s.kind, s.path, count(q.id) FROM weipian.source s
            JOIN weipian.quarantine q ON q.source_id = s.id AND q.county_code = s.county_code
            WHERE s.county_code = %s GROUP BY s.kind, s.path ORDER BY s.path""",
         (county.code,),
     ).fetchall()
+
+    data = report_data.load(conn, county, sel, [dict(zip(TOWNSHIP_COLUMNS, r)) for r in towns], quarantined)
+    scope = f"{sel.label} 年（批次 {'、'.join(sel.batches)}）"
+    with _atomic(out / "tables.xlsx", mode=None) as tmp:
+        tables.write_workbook(tmp, report_tables.workbook_tables(data), county.name, scope)
+
+    with _atomic(out / report_doc.MAP_PNG, mode=None) as map_tmp, \
+            _atomic(out / report_doc.CHART_PNG, mode=None) as chart_tmp:
+        problems = figures.render(data, map_tmp, chart_tmp)
+    blocks = report_doc.build(data, narrative(county, sel, towns))
     report = out / "report.md"
     with _atomic(report, encoding="utf-8") as f:
-        f.write(render_report(county, sel, towns, polygons, quarantined))
+        f.write(report_md.render(blocks))
+    with _atomic(out / "report.pdf", mode=None) as tmp:
+        missing = pdf.write(tmp, blocks, out, blocks[0].text)
+    if missing:
+        problems.append(f"report.pdf: 字体缺少字形 missing glyphs {''.join(sorted(missing))}")
+    for problem in problems:
+        log.warning("提示 warning: %s", problem, extra={"stage": "report"})
+
+    exports.write_shapefile(out, layer)
+    exports.write_filegdb(out, layer)
     return report
 
 
-def _write_gpkg(path: Path, county: County, polygons: list[tuple]) -> None:
+def _layer(county: County, polygons: list[tuple]) -> gpd.GeoDataFrame:
+    """The classified polygons with the columns of polygons.csv and the Chinese class names."""
     columns = POLYGON_COLUMNS + POLYGON_EXTRA
     records = [dict(zip(columns, row[:-1])) for row in polygons]
+    for r in records:
+        r["class_zh"], r["auto_class_zh"] = CLASS_ZH[r["class"]], CLASS_ZH[r["auto_class"]]
     geoms = shapely.from_wkb([row[-1] for row in polygons]) if polygons else []
-    gdf = gpd.GeoDataFrame(records, columns=columns, geometry=list(geoms), crs=f"EPSG:{county.srid}")
-    with _atomic(path, mode=None) as tmp:
-        tmp.unlink()
-        gdf.to_file(tmp, layer="change_class", driver="GPKG", engine="pyogrio")
+    return gpd.GeoDataFrame(records, columns=columns + ["class_zh", "auto_class_zh"], geometry=list(geoms),
+                            crs=f"EPSG:{county.srid}")
 
 
 # ------------------------------------------------------------------ report.md
@@ -146,66 +187,3 @@ def narrative(county: County, sel: Selection, towns: list[tuple]) -> list[str]:
             cult = f"涉及耕地 {r['n_illegal_cultivated']} 宗，面积 {_mu(r['illegal_cultivated_mu'])} 亩"
         lines.append(f"{i}. {r['xzqmc']}违法用地 {r['n_illegal']} 宗，总面积 {_mu(r['illegal_mu'])} 亩，{cult}。")
     return lines
-
-
-def render_report(county: County, sel: Selection, towns, polygons, quarantined) -> str:
-    lines = narrative(county, sel, towns)
-    batches = "、".join(sel.batches)
-    md = [
-        f"# {county.name}{sel.label} 年土地卫片执法检查汇总分析报告",
-        "",
-        f"县级行政区划代码：{county.code}；监测批次：{batches}；图斑 {len(polygons)} 个。",
-        "",
-        "## 一、违法用地情况",
-        "",
-        lines[0],
-    ]
-    if len(lines) > 1:
-        md += ["", "各乡镇违法占用耕地面积从大到小依次排名如下。", ""]
-        md += lines[1:]
-    md += ["", "## 二、乡镇统计表（面积单位：亩）", ""]
-    head = ["排名", "乡镇代码", "乡镇", "图斑（宗）", "合法", "实地未变化", "农业结构调整", "违法",
-            "违法涉及耕地（宗）", "总面积", "合法面积", "实地未变化面积", "农业结构调整面积", "违法面积",
-            "违法占用耕地", "违法占用永久基本农田", "新增建设用地", "新增建设占用耕地", "违法占用耕地比例"]
-    md.append("| " + " | ".join(head) + " |")
-    md.append("|" + "---|" * len(head))
-    for r in towns:
-        d = dict(zip(TOWNSHIP_COLUMNS, r))
-        ratio = d["illegal_cultivated_ratio"]
-        ratio_s = "" if ratio is None else f"{ratio * 100:.2f}%" + (" ⚠" if ratio >= Decimal("0.15") else "")
-        cells = [
-            "" if d["rank"] is None else str(d["rank"]), d["xzqdm"],
-            d["xzqmc"] if d["rank"] is not None else f"**{d['xzqmc']}（合计）**",
-            *(str(d[k]) for k in ["n_total", "n_legal", "n_unchanged", "n_agri", "n_illegal",
-                                  "n_illegal_cultivated"]),
-            *(_mu(d[k]) for k in ["area_mu", "legal_mu", "unchanged_mu", "agri_mu", "illegal_mu",
-                                  "illegal_cultivated_mu", "illegal_farmland_mu",
-                                  "new_construction_mu", "new_cultivated_mu"]),
-            ratio_s,
-        ]
-        md.append("| " + " | ".join(cells) + " |")
-    md += ["", "违法占用耕地比例 = 违法占用耕地面积 ÷ 新增建设用地占用耕地面积；⚠ 表示达到 15% 问责线。", ""]
-
-    md += ["## 三、图斑认定情况", ""]
-    idx = POLYGON_COLUMNS.index
-    counts = {}
-    for row in polygons:
-        key = (row[idx("auto_class")], row[idx("class")])
-        counts[key] = counts.get(key, 0) + 1
-    final = {c: sum(n for (a, f), n in counts.items() if f == c) for c in CLASS_ZH}
-    md.append("| 认定类型 | 图斑（宗） |")
-    md.append("|---|---|")
-    for c, zh in CLASS_ZH.items():
-        md.append(f"| {zh} | {final[c]} |")
-    changed = sum(n for (a, f), n in counts.items() if a != f)
-    md += ["", f"外业核查改变内业判定的图斑 {changed} 个（统计均按最终认定类型）。", ""]
-
-    md += ["## 四、数据说明", "",
-           "- 面积为 CGCS2000 椭球面积，1 亩 = 666.667 平方米；耕地面积已扣除田坎（KCXS）。",
-           "- 各乡镇面积按图斑落在该乡镇内的部分计算，宗数计入面积占比最大的乡镇。"]
-    if quarantined:
-        md.append("- 以下数据源有要素被隔离（未参与计算），详见数据库表 weipian.quarantine：")
-        for kind, path, n in quarantined:
-            md.append(f"  - {Path(path).name}（{kind}）：{n} 个")
-    md.append("")
-    return "\n".join(md)
