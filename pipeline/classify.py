@@ -2,13 +2,19 @@
 
 All of it is set-based SQL in sql/20_classify/, run in this order inside one
 transaction per batch, so readers see the previous results or the new ones.
+The rules themselves live in one SQL function, weipian.classify_polygon
+(sql/20_classify/00_classify_polygon.sql), which the steps call once per
+polygon in a statement that PostgreSQL shares out among parallel workers.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 
 import psycopg
+from psycopg import sql
 
 from pipeline import SQL_DIR
 from pipeline.config import County
@@ -18,13 +24,89 @@ log = logging.getLogger(__name__)
 
 #: The run order of the classification (each file's header says what it does).
 CLASSIFY_STEPS = [
-    "10_overlays.sql",
-    "20_desk_pieces.sql",
-    "30_judgement.sql",
-    "40_final_pieces.sql",
-    "50_township_pieces.sql",
+    "05_parts.sql",
+    "10_polygons.sql",
+    "20_pieces.sql",
     "60_publish.sql",
 ]
+#: Installed (CREATE OR REPLACE) when its function body differs from the database's.
+FUNCTIONS_FILE = SQL_DIR / "20_classify" / "00_classify_polygon.sql"
+FUNCTION_SIGNATURE = "weipian.classify_polygon(bigint, double precision)"
+_BODY = re.compile(r"\$fn\$(.*)\$fn\$", re.S)
+#: Any constant: serialises installing the function from concurrent runs.
+FUNCTIONS_LOCK = 7_340_002
+
+
+def session_settings() -> dict[str, str]:
+    """Planner settings for the batch transaction (SET LOCAL).
+
+    20_pieces.sql is one statement of a few thousand very expensive function
+    calls; its table is small (a batch of one county), below PostgreSQL's
+    minimum for a parallel scan, so that minimum is lifted. The setup and tuple
+    costs keep their defaults: the small statements inside the function must
+    never start parallel workers of their own (they would, per polygon, when the
+    outer statement runs serially). The leader only gathers rows: executing
+    the function itself in the leader was measured several times slower.
+    JIT would compile expression code for plans that cost so much and only
+    costs time here. Workers: WEIPIAN_PARALLEL_WORKERS (default: the cores of
+    this machine; 0 turns parallel query off), capped by the server's
+    max_parallel_workers.
+    """
+    workers = os.environ.get("WEIPIAN_PARALLEL_WORKERS")
+    n = int(workers) if workers and workers.strip().isdigit() else (os.cpu_count() or 2)
+    return {
+        "jit": "off",
+        "work_mem": "256MB",
+        "max_parallel_workers_per_gather": str(n),
+        "min_parallel_table_scan_size": "0",
+        "parallel_leader_participation": "off" if n > 0 else "on",
+    }
+
+
+#: The tables the classification reads; analysed when their statistics are stale.
+READ_TABLES = ("change_polygon", "landuse", "approval", "farmland", "township", "plan_zone", "field_check")
+
+
+def analyze_stale(conn: psycopg.Connection) -> list[str]:
+    """ANALYZE the input tables never analysed, or changed by more than 10 % since.
+
+    A layer just loaded has no statistics until autovacuum gets to it; the
+    planner then guesses and may scan 300 000 parcels per change polygon. Returns
+    the tables analysed.
+    """
+    stale = [r[0] for r in conn.execute(
+        """SELECT relname FROM pg_stat_user_tables
+           WHERE schemaname = 'weipian' AND relname = ANY(%s)
+             AND (coalesce(last_analyze, last_autoanalyze) IS NULL
+                  OR n_mod_since_analyze > 0.1 * greatest(n_live_tup, 1000))""",
+        (list(READ_TABLES),),
+    )]
+    for name in stale:
+        with conn.transaction():
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("weipian", name)))
+    return stale
+
+
+def install_functions(conn: psycopg.Connection) -> bool:
+    """Create or replace weipian.classify_polygon when the file's body differs; True if it did."""
+    text = FUNCTIONS_FILE.read_text(encoding="utf-8")
+    body = _BODY.search(text).group(1)
+
+    def current() -> str | None:
+        row = conn.execute(
+            "SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(%s)", (FUNCTION_SIGNATURE,)
+        ).fetchone()
+        return row[0] if row else None
+
+    if current() == body:
+        return False
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (FUNCTIONS_LOCK,))
+        if current() == body:
+            return False
+        run_sql_file(conn, FUNCTIONS_FILE)
+    log.info("installed %s from %s", FUNCTION_SIGNATURE, FUNCTIONS_FILE.name)
+    return True
 
 
 def set_params(conn: psycopg.Connection, params: dict[str, object]) -> None:
@@ -35,7 +117,11 @@ def set_params(conn: psycopg.Connection, params: dict[str, object]) -> None:
 
 def classify_batch(conn: psycopg.Connection, county: County, batch: str) -> dict[str, int]:
     """Judge every polygon of one batch; return the number of polygons per final class."""
+    install_functions(conn)
+    analyze_stale(conn)
     with conn.transaction():
+        for name, value in session_settings().items():
+            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
         set_params(conn, {
             "county_code": county.code,
             "batch": batch,

@@ -58,7 +58,7 @@ INSERT INTO weipian.change_result (
     bnpbj_m2, wnpbj_m2, wpxj_m2, lsyd_cq_m2, wbjy_m2, ssny_wba_m2,
     illegal_outside_ubg_m2, illegal_in_eco_m2, bhlx, hsx, sfbh, pdlx, geom)
 SELECT p.county_code, p.batch, p.id, p.jcbh, ts.xzqdm, n.xzqmc, j.class, j.auto_class,
-       weipian.area_m2(p.geom),
+       j.polygon_m2,
        s.legal_m2, s.unchanged_m2, s.agri_m2, s.illegal_m2, s.cultivated_m2, s.farmland_m2,
        s.legal_cultivated_m2, s.illegal_cultivated_m2, s.illegal_farmland_m2,
        s.bnpbj_m2, s.wnpbj_m2, s.wpxj_m2, s.lsyd_cq_m2, s.wbjy_m2, s.ssny_wba_m2,
