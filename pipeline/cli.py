@@ -5,7 +5,7 @@ line on stderr and exit with a status that tells what went wrong (a traceback
 only with `--debug`, and always in the run's log file):
 
     0 success · 1 internal error · 2 bad input · 3 database unavailable · 4 county locked
-    5 cannot write files (disk full, permissions)
+    5 cannot write files (disk full, permissions, no CJK font)
 """
 
 from __future__ import annotations
@@ -204,17 +204,21 @@ def run(county_toml: Path, batch: str | None, out: Path | None, force: bool, log
 
 @main.command()
 @county_argument
+@click.option("--dry-run", is_flag=True,
+              help="Read and check everything and report the counts, then roll back: nothing is written.")
 @user_errors
-def ingest(county_toml: Path) -> None:
+def ingest(county_toml: Path, dry_run: bool) -> None:
     """Load the county's layers that are new or changed; skip the rest.
 
-    Example: weipian ingest data/sample/county.toml
+    Example: weipian ingest data/sample/county.toml --dry-run
     """
     county, conn = _open(county_toml)
     with conn:
         runs.acquire_lock(conn, county.code)
-        for r in ingest_stage.ingest(conn, county):
+        for r in ingest_stage.ingest(conn, county, dry_run=dry_run):
             log.info(r.line())
+        if dry_run:
+            log.info("试运行 dry run：以上是将会入库的结果，数据库未作任何改动")
 
 
 @main.command()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -70,12 +71,11 @@ def outputs_current(folder: Path, digest: str) -> bool:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return data.get("digest") == digest and all((folder / f).is_file() for f in data.get("files", []))
+    return data.get("digest") == digest and all((folder / f).exists() for f in data.get("files", []))
 
 
 def write_manifest(folder: Path, sel: Selection, digest: str) -> None:
-    files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST
-                   and not p.name.startswith("."))
+    files = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and not p.name.startswith("."))
     tmp = folder / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps({"selection": sel.label, "batches": list(sel.batches), "digest": digest,
                                "files": files}, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -96,7 +96,9 @@ def remove_stale_temporaries(folder: Path) -> None:
     """Drop half-written temporary files a killed run left (files are renamed into place when whole)."""
     if folder.is_dir():
         for p in folder.glob(".*"):
-            if p.is_file() and p.name != MANIFEST:
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.name != MANIFEST:
                 p.unlink()
 
 

@@ -206,7 +206,7 @@ def test_lost_database_connection_fails_cleanly_and_next_run_completes(county):
 def test_full_disk_keeps_previous_files(county, tmp_path):
     small = tmp_path / "small"
     small.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(small)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root): the full-disk case is not exercised")
     try:
