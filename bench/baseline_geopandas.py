@@ -214,7 +214,6 @@ def main(argv=None) -> int:
     ap.add_argument("county")
     ap.add_argument("batch")
     ap.add_argument("--csv", help="write the per-polygon results here")
-    ap.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
     args = ap.parse_args(argv)
     t0 = time.time()
     with db.connect() as conn:
