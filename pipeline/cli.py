@@ -19,10 +19,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from pipeline import classify as classify_stage
-from pipeline import db, embedded, logs, runner, runs
-from pipeline import ingest as ingest_stage
-from pipeline import report as report_stage
+from pipeline import db, embedded, logs, runs
 from pipeline import stats as stats_stage
 from pipeline.config import County, load_county
 from pipeline.errors import WeipianError
@@ -189,6 +186,8 @@ def run(county_toml: Path, batch: str | None, out: Path | None, force: bool, log
     county = load_county(county_toml)
     selections = _selections(county, batch)  # a bad --batch stops before anything is written
     several = len(selections) > 1
+    from pipeline import runner  # the stage modules load only for the commands that use them
+
     targets = [runner.Target(s, _out_dir(out, county, s, several)) for s in selections]
     root = out if (out is not None and several) else (out.parent if out is not None else Path("out") / county.code)
     log_format = click.get_current_context().find_root().params["log_format"]
@@ -215,6 +214,8 @@ def ingest(county_toml: Path, dry_run: bool) -> None:
     county, conn = _open(county_toml)
     with conn:
         runs.acquire_lock(conn, county.code)
+        from pipeline import ingest as ingest_stage
+
         for r in ingest_stage.ingest(conn, county, dry_run=dry_run):
             log.info(r.line())
         if dry_run:
@@ -230,6 +231,9 @@ def classify(county_toml: Path, batch: str | None) -> None:
 
     Example: weipian classify data/sample/county.toml --batch 2022
     """
+    from pipeline import classify as classify_stage
+    from pipeline import report as report_stage
+
     county = load_county(county_toml)
     selections = _selections(county, batch)
     county, conn = _open(county_toml)
@@ -271,6 +275,8 @@ def report(county_toml: Path, batch: str | None, out: Path | None) -> None:
 
     Example: weipian report data/sample/county.toml --batch 2022 --out out/2022
     """
+    from pipeline import report as report_stage
+
     county = load_county(county_toml)
     selections = _selections(county, batch)
     county, conn = _open(county_toml)

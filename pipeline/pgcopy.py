@@ -7,8 +7,10 @@
 value's binary form.  Here every piece is an Arrow binary column and
 ``binary_join_element_wise`` glues them row by row in C++.
 
-Supported column kinds (the staging tables use nothing else): ``int4``,
-``bool``, ``float8``, ``date``, ``text`` and ``bytea`` (raw WKB goes to a bytea column).
+Supported column kinds (the staging and layer tables use nothing else):
+``int4``, ``int8``, ``bool``, ``float8``, ``date``, ``text``, ``bytea`` (raw WKB
+goes to a bytea column) and ``geometry`` (EWKB, which PostGIS's binary input
+reads as it reads WKB).
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ def int4(values: np.ndarray) -> list[pa.Array]:
     """Non-null 32-bit integers."""
     n = len(values)
     return [_lengths(np.full(n, 4)), _fixed(np.asarray(values).astype(">i4"), 4)]
+
+
+def int8(values: np.ndarray) -> list[pa.Array]:
+    """Non-null 64-bit integers."""
+    n = len(values)
+    return [_lengths(np.full(n, 8)), _fixed(np.asarray(values).astype(">i8"), 8)]
 
 
 def boolean(values: np.ndarray) -> list[pa.Array]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import struct
 import threading
+from dataclasses import dataclass
 from queue import Empty, Full, Queue
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import pgcopy
 from pipeline import values as V
@@ -103,10 +106,12 @@ def stage_type(kind: str, std: str) -> str:
     return "text"
 
 
-def copy_payload(kind: str, start: int, cols: dict, rejects: list) -> list:
-    """The COPY columns of stage up to the standard fields, for the rows of one batch."""
-    n = len(rejects[0])
-    out = [pgcopy.int4(np.arange(start, start + n)),
+def copy_payload(kind: str, index: np.ndarray, cols: dict, rejects: list) -> list:
+    """The COPY columns of stage up to the standard fields, for the rows of one batch.
+
+    ``index``: each row's feature_index.
+    """
+    out = [pgcopy.int4(index),
            pgcopy.varlen(pa.array(rejects[0], type=pa.large_string())),
            pgcopy.varlen(pa.array(rejects[1], type=pa.large_string()))]
     for std in LAYER_KINDS[kind]["fields"]:
@@ -120,12 +125,27 @@ def copy_payload(kind: str, start: int, cols: dict, rejects: list) -> list:
     return out
 
 
-def geos_flags(wkb: pa.Array, county) -> tuple[np.ndarray, np.ndarray]:
-    """(clean, outside) per feature, checked with GEOS as PostGIS would.
+def transformer(src_epsg: int, work_srid: int):
+    """Coordinates from ``src_epsg`` to the working CRS, as arrays (pyproj, x/y order)."""
+    from pyproj import Transformer
 
-    Clean: a valid, non-empty 2D polygon or multipolygon, used as it is. The
-    others go to weipian.ingest_geometry. Outside (of clean features): not
-    touching ``county``.
+    tf = Transformer.from_crs(src_epsg, work_srid, always_xy=True)
+
+    def transform(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(tf.transform(xy[:, 0], xy[:, 1]))
+    return transform
+
+
+def geos_flags(wkb: pa.Array, county, tolerance_m: float = 0.0,
+               reproject=None) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """(clean, outside, WKB in the working CRS) per feature, checked with GEOS as PostGIS would.
+
+    Clean: a valid, non-empty 2D polygon or multipolygon (valid once in the
+    working CRS), used as it is. The others go to weipian.ingest_geometry.
+    Outside (of clean features): not touching ``county`` (prepared) and farther
+    from it than ``tolerance_m``, the test of weipian.ingest_geometry (migration
+    0023). ``reproject``: a function of transformer(); then the WKB returned
+    holds the clean features transformed (the others are not used).
     """
     import shapely
 
@@ -135,11 +155,19 @@ def geos_flags(wkb: pa.Array, county) -> tuple[np.ndarray, np.ndarray]:
     types = shapely.get_type_id(g)
     clean = ((types == 3) | (types == 6)) & ~shapely.is_empty(g)
     clean &= ~shapely.has_z(g) & ~shapely.has_m(g)
+    if reproject is not None:
+        g = np.where(clean, g, None)
+        g[clean] = shapely.transform(g[clean], reproject)
     clean[clean] = shapely.is_valid(g[clean])
     outside = np.zeros(len(g), dtype=bool)
     if county is not None and clean.any():
-        outside[clean] = ~shapely.intersects(county, g[clean])
-    return clean, outside
+        away = np.flatnonzero(clean)
+        away = away[~shapely.intersects(county, g[away])]
+        if len(away):
+            outside[away] = ~shapely.dwithin(county, g[away], tolerance_m)
+    if reproject is not None:
+        wkb = pa.array(shapely.to_wkb(np.where(clean, g, None), byte_order=1), type=pa.large_binary())
+    return clean, outside, wkb
 
 
 def read_ahead(make_items, depth: int):
@@ -184,3 +212,111 @@ def read_ahead(make_items, depth: int):
             while True:
                 queue.get_nowait()
         thread.join(timeout=5)
+
+
+# ------------------------------------------------------------ straight into the layer's table
+
+#: The bulk layers whose clean features skip the staging table: each column of
+#: the layer's table after county_code, source_id and feature_index, as
+#: (column, how it is made). "field:X" is standard field X as parsed; "code:X"
+#: is X of weipian.dlbm_codes for the feature's DLBM; "kcxs" is
+#: values.kcxs_fraction of KCXS. sql/10_ingest/<kind>.sql says the same for the
+#: features that go through the staging table.
+DIRECT_COLUMNS = {
+    "landuse": [("bsm", "field:BSM"), ("dlbm", "code:dlbm"), ("dlbm_source", "field:DLBM"),
+                ("dlmc", "field:DLMC"), ("zldwdm", "field:ZLDWDM"), ("tbmj", "field:TBMJ"),
+                ("kcxs", "kcxs"), ("kcmj", "field:KCMJ"), ("tbdlmj", "field:TBDLMJ"),
+                ("land_group", "code:land_group"), ("is_cultivated", "code:is_cultivated")],
+    "farmland": [("bsm", "field:BSM"), ("dlbm", "code:dlbm")],
+}
+
+_LE_POLYGON = b"\x01\x03\x00\x00\x00"
+_LE_MULTIPOLYGON = b"\x01\x06\x00\x00\x00"
+
+
+@dataclass
+class Direct:
+    """The features of one batch that go straight into the layer's table."""
+
+    index: np.ndarray          # feature_index of each
+    cols: dict                 # their standard fields, as parse_batch makes them
+    ewkb: pa.Array             # their geometry as MultiPolygon EWKB with the working SRID
+
+    @property
+    def n(self) -> int:
+        return len(self.index)
+
+
+def split_direct(kind: str, start: int, cols: dict, rejects: list, wkb, clean: np.ndarray,
+                 outside: np.ndarray, srid: int) -> tuple[Direct | None, np.ndarray]:
+    """Set apart the features that need nothing from PostGIS but storing.
+
+    Those are the features of a DIRECT_COLUMNS layer that are clean (valid 2D
+    polygons, checked with GEOS), inside the county and not rejected for a
+    value, in little-endian WKB (what GDAL writes). Returns them and the mask
+    of the others, which go through the staging table as before.
+    """
+    n = len(clean)
+    if kind not in DIRECT_COLUMNS or not n:
+        return None, np.ones(n, dtype=bool)
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    head = pc.binary_slice(wkb, 0, 5)
+    poly = pc.equal(head, pa.scalar(_LE_POLYGON, pa.binary())).fill_null(False).to_numpy(zero_copy_only=False)
+    multi = pc.equal(head, pa.scalar(_LE_MULTIPOLYGON, pa.binary())).fill_null(False).to_numpy(zero_copy_only=False)
+    take = clean & ~outside & (poly | multi)
+    take &= np.array([r is None for r in rejects[0]], dtype=bool)
+    if not take.any():
+        return None, ~take
+    idx = np.flatnonzero(take)
+    sub = wkb.take(pa.array(idx))
+    is_poly = pa.array(poly[idx])
+    # MultiPolygon EWKB: byte order, type 6 with the SRID flag, the SRID, then
+    # the parts: a Polygon becomes the one part of a count-1 MultiPolygon, a
+    # MultiPolygon keeps its count and parts
+    header = b"\x01" + struct.pack("<Ii", 6 | 0x20000000, srid)
+    sub = sub.cast(pa.large_binary())
+    ewkb = pc.if_else(is_poly,
+                      pc.binary_replace_slice(sub, 0, 0, header + struct.pack("<I", 1)),
+                      pc.binary_replace_slice(sub, 0, 5, header))
+    sub_cols = {k: (v.iloc[idx].reset_index(drop=True) if isinstance(v, pd.Series) else v[idx])
+                for k, v in cols.items()}
+    return Direct(start + idx, sub_cols, ewkb), ~take
+
+
+def direct_payload(kind: str, county_code: str, source_id: int, d: Direct, codes: dict) -> memoryview:
+    """The binary COPY rows of ``d`` for the layer's table (columns: direct_columns(kind)).
+
+    ``codes``: weipian.dlbm_codes as {DLBM as read or '': (dlbm, land_group, is_cultivated)},
+    holding every DLBM of ``d``.
+    """
+    n = d.n
+    out = [pgcopy.varlen(pa.array(np.full(n, county_code, dtype=object), type=pa.large_string())),
+           pgcopy.int8(np.full(n, source_id)), pgcopy.int4(d.index)]
+    code_cols = {}
+    if "DLBM" in d.cols:
+        at, keys = pd.factorize(d.cols["DLBM"].fillna(""), sort=False)
+        for j, name in enumerate(("dlbm", "land_group", "is_cultivated")):
+            meaning = np.array([codes[k][j] for k in keys], dtype=object)
+            code_cols[name] = pd.Series(meaning[at], dtype=bool if name == "is_cultivated" else "str")
+    for column, how in DIRECT_COLUMNS[kind]:
+        what, _, name = how.partition(":")
+        if what == "field":
+            kind_of = stage_type(kind, name)
+            v = d.cols[name]
+            if kind_of == "double precision":
+                out.append(pgcopy.float8(v))
+            else:
+                out.append(pgcopy.varlen(pa.array(v, type=pa.large_string(), from_pandas=True)))
+        elif what == "kcxs":
+            out.append(pgcopy.float8(V.kcxs_fraction(d.cols["KCXS"])))
+        elif name == "is_cultivated":
+            out.append(pgcopy.boolean(code_cols[name].to_numpy(dtype=bool)))
+        else:
+            out.append(pgcopy.varlen(pa.array(code_cols[name], type=pa.large_string(), from_pandas=True)))
+    out.append(pgcopy.varlen(d.ewkb))
+    return pgcopy.rows(out)
+
+
+def direct_columns(kind: str) -> list[str]:
+    return ["county_code", "source_id", "feature_index", *(c for c, _ in DIRECT_COLUMNS[kind]), "geom"]

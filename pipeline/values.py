@@ -80,6 +80,16 @@ def number(col: pd.Series) -> np.ndarray:
     return pd.to_numeric(text(col), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
+def kcxs_fraction(kcxs: np.ndarray) -> np.ndarray:
+    """扣除系数 as a fraction: above 1 it is a percentage, missing is 0.
+
+    The rule of sql/10_ingest/landuse.sql, for the parcels ingest copies
+    straight into weipian.landuse (tests/test_ingest.py checks both agree).
+    """
+    v = np.asarray(kcxs, dtype=float)
+    return np.where(np.isnan(v), 0.0, np.where(v > 1, v / 100, v))
+
+
 def dates(col: pd.Series, excel: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(datetime64[D] values, bad)``: ``bad`` marks present values that are not dates.
 

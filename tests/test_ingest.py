@@ -122,6 +122,11 @@ def test_geographic_source_is_transformed_to_working_crs(tmp_path, conn):
     assert srid == 4546
     assert xmin == pytest.approx(X0 + 100, abs=1e-4)
     assert ymin == pytest.approx(Y0 + 100, abs=1e-4)
+    # transformed by ingest (pyproj) to exactly the coordinates PostGIS's ST_Transform gives
+    same = conn.execute(
+        """SELECT ST_AsBinary(geom) = ST_AsBinary(ST_Multi(ST_Transform(ST_GeomFromWKB(%s, 4490), 4546)))
+           FROM weipian.farmland""", (gpd.read_file(tmp_path / "jbnt.shp").geometry.iloc[0].wkb,)).fetchone()[0]
+    assert same
 
 
 def test_bad_features_are_quarantined_and_counted(tmp_path, conn):
@@ -216,3 +221,95 @@ def test_field_checks_from_csv_and_xlsx(tmp_path, conn):
     rows = conn.execute(
         "SELECT jcbh, sfbh, pdlx, batch FROM weipian.field_check ORDER BY layer_index, feature_index").fetchall()
     assert rows == [("1", "是", "illegal", "2022"), ("2", "否", None, "2022"), ("1", "是", "legal", None)]
+
+
+def test_clean_parcels_copied_directly_match_those_repaired_in_postgis(tmp_path, conn):
+    """Clean parcels skip the staging table; repaired ones go through it: same codes either way.
+
+    Each attribute set is given twice: on a clean square (copied straight into
+    weipian.landuse) and on a bow-tie (staged, repaired by PostGIS). The
+    expected values are those of domain.md Decision 12 and the KCXS rule.
+    """
+    gpd.GeoDataFrame({"XZQDM": ["140824100"], "XZQMC": ["甲镇"]},
+                     geometry=[box(X0, Y0, X0 + 1000, Y0 + 1000)], crs=CRS).to_file(tmp_path / "xzq.shp")
+    cases = [  # DLBM as delivered, KCXS → dlbm, land_group, is_cultivated, kcxs
+        ("103", 15.0, "0103", "agricultural", True, 0.15),
+        (" 0201 ", None, "0201", "agricultural", False, 0.0),
+        ("0702", 0.2, "0702", "construction", False, 0.2),
+        ("9", None, "09", "construction", False, 0.0),
+        ("ABCD", 1.0, "ABCD", "unused", False, 1.0),
+    ]
+    rows, geoms = [], []
+    for i, (dlbm, kcxs, *_) in enumerate(cases):
+        x = X0 + 100 * i
+        rows += [{"BSM": f"c{i}", "DLBM": dlbm, "KCXS": kcxs}, {"BSM": f"b{i}", "DLBM": dlbm, "KCXS": kcxs}]
+        geoms += [box(x, Y0, x + 10, Y0 + 10),
+                  Polygon([(x, Y0 + 50), (x + 10, Y0 + 60), (x + 10, Y0 + 50), (x, Y0 + 60), (x, Y0 + 50)])]
+    two_parts = box(X0, Y0 + 500, X0 + 10, Y0 + 510).union(box(X0 + 30, Y0 + 500, X0 + 40, Y0 + 510))
+    rows += [{"BSM": "multi", "DLBM": "0101", "KCXS": None}, {"BSM": "far", "DLBM": "0101", "KCXS": None}]
+    geoms += [two_parts, box(X0 + 9000, Y0, X0 + 9010, Y0 + 10)]  # the last: 8 km outside the county
+    gpd.GeoDataFrame(rows, geometry=geoms, crs=CRS).to_file(tmp_path / "dltb.shp")
+    change_layer(tmp_path)
+    layers = """
+        [[layers]]
+        kind = "township"
+        path = "xzq.shp"
+
+        [[layers]]
+        kind = "landuse"
+        path = "dltb.shp"
+        """ + CHANGE
+    reports = {r.layer.kind: r for r in ingest(conn, load_county(write_county(tmp_path, layers)))}
+
+    r = reports["landuse"]
+    assert (r.n_read, r.n_loaded, r.n_repaired, r.n_quarantined, r.n_clipped) == (12, 6, 5, 0, 1)
+    got = {row[0]: row[1:] for row in conn.execute(
+        "SELECT bsm, dlbm, land_group, is_cultivated, kcxs, dlbm_source FROM weipian.landuse")}
+    for i, (dlbm, _kcxs, want_dlbm, group, cultivated, kcxs) in enumerate(cases):
+        for bsm in (f"c{i}", f"b{i}"):
+            assert got[bsm][:3] == (want_dlbm, group, cultivated), bsm
+            assert got[bsm][3] == pytest.approx(kcxs), bsm
+            assert got[bsm][4] == dlbm.strip(), bsm
+    assert "far" not in got
+    # a polygon goes in as a one-part MultiPolygon, a MultiPolygon keeps its parts; both in the county's SRID
+    shapes = dict(conn.execute(
+        """SELECT bsm, (GeometryType(geom), ST_SRID(geom), ST_NumGeometries(geom), ST_Area(geom))::text
+           FROM weipian.landuse WHERE bsm IN ('c0', 'multi')""").fetchall())
+    assert shapes == {"c0": "(MULTIPOLYGON,4546,1,100)", "multi": "(MULTIPOLYGON,4546,2,200)"}
+    exact = conn.execute(
+        "SELECT ST_Equals(geom, ST_GeomFromText(%s, 4546)) FROM weipian.landuse WHERE bsm = 'multi'",
+        (two_parts.wkt,)).fetchone()[0]
+    assert exact
+
+
+def test_outside_means_farther_than_the_tolerance_from_the_townships(tmp_path, conn):
+    """990 m from the county is inside the default 1 000 m, 1 010 m is outside; clean or repaired alike."""
+    gpd.GeoDataFrame({"XZQDM": ["140824100"], "XZQMC": ["甲镇"]},
+                     geometry=[box(X0, Y0, X0 + 1000, Y0 + 1000)], crs=CRS).to_file(tmp_path / "xzq.shp")
+    east = X0 + 1000
+
+    def bowtie(x, y):
+        return Polygon([(x, y), (x + 10, y + 10), (x + 10, y), (x, y + 10), (x, y)])
+
+    geoms = [box(east + 990, Y0, east + 1000, Y0 + 10), box(east + 1010, Y0, east + 1020, Y0 + 10),
+             bowtie(east + 990, Y0 + 100), bowtie(east + 1010, Y0 + 100)]
+    gpd.GeoDataFrame({"BSM": ["near", "far", "near_bowtie", "far_bowtie"], "DLBM": ["0103"] * 4},
+                     geometry=geoms, crs=CRS).to_file(tmp_path / "dltb.shp")
+    change_layer(tmp_path, JCBH=["near", "far"], HSX=["20220601"] * 2, BHLX=["建设用地"] * 2,
+                 geometry=[box(east + 990, Y0 + 200, east + 1000, Y0 + 210),
+                           box(east + 1010, Y0 + 200, east + 1020, Y0 + 210)])
+    layers = """
+        [[layers]]
+        kind = "township"
+        path = "xzq.shp"
+
+        [[layers]]
+        kind = "landuse"
+        path = "dltb.shp"
+        """ + CHANGE
+    reports = {r.layer.kind: r for r in ingest(conn, load_county(write_county(tmp_path, layers)))}
+    lu, ch = reports["landuse"], reports["change"]
+    assert (lu.n_read, lu.n_loaded, lu.n_repaired, lu.n_quarantined, lu.n_clipped) == (4, 1, 1, 0, 2)
+    assert sorted(r[0] for r in conn.execute("SELECT bsm FROM weipian.landuse")) == ["near", "near_bowtie"]
+    assert (ch.n_read, ch.n_loaded, ch.n_quarantined) == (2, 1, 1)
+    assert conn.execute("SELECT jcbh FROM weipian.change_polygon").fetchall() == [("near",)]

@@ -707,7 +707,7 @@ def test_killed_ingest_leaves_the_previous_load_and_the_next_run_completes(tmp_p
         while time.monotonic() < deadline and proc.poll() is None:
             busy = c.execute("""SELECT count(*) FROM pg_stat_activity
                                 WHERE datname = current_database() AND pid <> pg_backend_pid()
-                                  AND (query LIKE 'COPY stage%%' OR query LIKE '%%stage_check%%')""").fetchone()[0]
+                                  AND (query LIKE 'COPY %%' OR query LIKE '%%stage_check%%')""").fetchone()[0]
             if busy:
                 break
             time.sleep(0.05)

@@ -10,9 +10,10 @@
 -- PostGIS cannot parse was mended (unclosed ring closed) or set aside by
 -- pipeline/ingest.py first (stage.wkb_repaired / wkb_error).
 --
--- county_area is the union of the township layer (loaded first) grown by
--- [settings] outside_tolerance_m (NULL for the township layer itself, or when no
--- township is loaded: nothing is outside). The function call sits in a
+-- county_area is the union of the township layer (loaded first; NULL for the
+-- township layer itself, or when no township is loaded: nothing is outside); a
+-- feature farther from it than [settings] outside_tolerance_m is outside
+-- (migration 0023). The function call sits in a
 -- subquery kept apart by OFFSET 0, so it runs once per row; a clean geometry is
 -- not stored again.
 -- etldoc: stage, county_area -> stage_check
@@ -22,7 +23,8 @@ FROM (
     SELECT s.feature_index,
            weipian.ingest_geometry(s.wkb, current_setting('weipian.src_srid')::integer,
                                    current_setting('weipian.work_srid')::integer,
-                                   (SELECT a.area FROM county_area a)) AS r
+                                   (SELECT a.area FROM county_area a),
+                                   current_setting('weipian.outside_m')::double precision) AS r
     FROM stage s
     WHERE s.feature_index BETWEEN current_setting('weipian.first')::integer
                               AND current_setting('weipian.last')::integer

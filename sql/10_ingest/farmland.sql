@@ -1,7 +1,6 @@
 -- etldoc: stage_fixed -> farmland
 WITH codes AS MATERIALIZED (
-    SELECT d.dlbm_source, weipian.normalize_dlbm(d.dlbm_source) AS dlbm
-    FROM (SELECT DISTINCT coalesce(dlbm, '') AS dlbm_source FROM stage_fixed) d
+    SELECT * FROM weipian.dlbm_codes(ARRAY(SELECT DISTINCT coalesce(dlbm, '') FROM stage_fixed))
 )
 INSERT INTO weipian.farmland (county_code, source_id, feature_index, bsm, dlbm, geom)
 SELECT current_setting('weipian.county_code'), current_setting('weipian.source_id')::bigint,

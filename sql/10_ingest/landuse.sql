@@ -1,15 +1,10 @@
 -- etldoc: stage_fixed -> landuse
 -- DLBM normalised and grouped by the longest matching prefix of weipian.land_class
--- (Decision 12), once per distinct code (MATERIALIZED keeps the planner from
--- calling land_class_of once per parcel); a KCXS above 1 is a percentage, a
--- missing KCXS is 0.
+-- (Decision 12), once per distinct code (weipian.dlbm_codes, migration 0022);
+-- a KCXS above 1 is a percentage, a missing KCXS is 0 (the same rule as
+-- pipeline.values.kcxs_fraction, for the clean parcels ingest copies directly).
 WITH codes AS MATERIALIZED (
-    SELECT d.dlbm_source, n.dlbm,
-           coalesce(lc.land_group, 'unused') AS land_group,
-           coalesce(lc.is_cultivated, false) AS is_cultivated
-    FROM (SELECT DISTINCT coalesce(dlbm, '') AS dlbm_source FROM stage_fixed) d
-    CROSS JOIN LATERAL (SELECT weipian.normalize_dlbm(d.dlbm_source) AS dlbm) n
-    LEFT JOIN LATERAL (SELECT * FROM weipian.land_class_of(n.dlbm)) lc ON true
+    SELECT * FROM weipian.dlbm_codes(ARRAY(SELECT DISTINCT coalesce(dlbm, '') FROM stage_fixed))
 )
 INSERT INTO weipian.landuse (county_code, source_id, feature_index, bsm, dlbm, dlbm_source, dlmc,
                              zldwdm, tbmj, kcxs, kcmj, tbdlmj, land_group, is_cultivated, geom)
