@@ -44,6 +44,19 @@ def int4(values: np.ndarray) -> list[pa.Array]:
     return [_lengths(np.full(n, 4)), _fixed(np.asarray(values).astype(">i4"), 4)]
 
 
+def constant(value: bytes) -> list[pa.Scalar]:
+    """The same non-null value (its binary form) on every row: one scalar, broadcast by ``rows``."""
+    return [pa.scalar(struct.pack("!i", len(value)) + value, pa.large_binary())]
+
+
+def text_constant(value: str) -> list[pa.Scalar]:
+    return constant(value.encode("utf-8"))
+
+
+def int8_constant(value: int) -> list[pa.Scalar]:
+    return constant(struct.pack("!q", value))
+
+
 def int8(values: np.ndarray) -> list[pa.Array]:
     """Non-null 64-bit integers."""
     n = len(values)
@@ -88,7 +101,7 @@ def varlen(values: pa.Array) -> list[pa.Array]:
 
 def rows(columns: list[list[pa.Array]]) -> memoryview:
     """The COPY payload of one batch: the tuples of ``columns`` (outputs of the functions above)."""
-    n = len(columns[0][0])
+    n = next(len(piece) for col in columns for piece in col if isinstance(piece, pa.Array))
     pieces = [_fixed(np.full(n, len(columns), dtype=">i2"), 2)]
     for col in columns:
         pieces.extend(col)

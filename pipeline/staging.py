@@ -265,22 +265,28 @@ def split_direct(kind: str, start: int, cols: dict, rejects: list, wkb, clean: n
     poly = pc.equal(head, pa.scalar(_LE_POLYGON, pa.binary())).fill_null(False).to_numpy(zero_copy_only=False)
     multi = pc.equal(head, pa.scalar(_LE_MULTIPOLYGON, pa.binary())).fill_null(False).to_numpy(zero_copy_only=False)
     take = clean & ~outside & (poly | multi)
-    take &= np.array([r is None for r in rejects[0]], dtype=bool)
+    take &= pd.isna(pd.Series(rejects[0], dtype=object)).to_numpy()
     if not take.any():
         return None, ~take
     idx = np.flatnonzero(take)
-    sub = wkb.take(pa.array(idx))
-    is_poly = pa.array(poly[idx])
+    whole = len(idx) == n
+    sub = wkb if whole else wkb.take(pa.array(idx))
     # MultiPolygon EWKB: byte order, type 6 with the SRID flag, the SRID, then
     # the parts: a Polygon becomes the one part of a count-1 MultiPolygon, a
-    # MultiPolygon keeps its count and parts
+    # MultiPolygon keeps its count and parts (one pass over the bytes when the
+    # batch holds only one of the two, as most do)
     header = b"\x01" + struct.pack("<Ii", 6 | 0x20000000, srid)
-    sub = sub.cast(pa.large_binary())
-    ewkb = pc.if_else(is_poly,
-                      pc.binary_replace_slice(sub, 0, 0, header + struct.pack("<I", 1)),
-                      pc.binary_replace_slice(sub, 0, 5, header))
-    sub_cols = {k: (v.iloc[idx].reset_index(drop=True) if isinstance(v, pd.Series) else v[idx])
-                for k, v in cols.items()}
+    polys = poly if whole else poly[idx]
+    if polys.all():
+        ewkb = pc.binary_replace_slice(sub, 0, 0, header + struct.pack("<I", 1))
+    elif not polys.any():
+        ewkb = pc.binary_replace_slice(sub, 0, 5, header)
+    else:
+        ewkb = pc.if_else(pa.array(polys),
+                          pc.binary_replace_slice(sub, 0, 0, header + struct.pack("<I", 1)),
+                          pc.binary_replace_slice(sub, 0, 5, header))
+    sub_cols = cols if whole else {k: (v.iloc[idx].reset_index(drop=True) if isinstance(v, pd.Series)
+                                       else v[idx]) for k, v in cols.items()}
     return Direct(start + idx, sub_cols, ewkb), ~take
 
 
@@ -290,9 +296,7 @@ def direct_payload(kind: str, county_code: str, source_id: int, d: Direct, codes
     ``codes``: weipian.dlbm_codes as {DLBM as read or '': (dlbm, land_group, is_cultivated)},
     holding every DLBM of ``d``.
     """
-    n = d.n
-    out = [pgcopy.varlen(pa.array(np.full(n, county_code, dtype=object), type=pa.large_string())),
-           pgcopy.int8(np.full(n, source_id)), pgcopy.int4(d.index)]
+    out = [pgcopy.text_constant(county_code), pgcopy.int8_constant(source_id), pgcopy.int4(d.index)]
     code_cols = {}
     if "DLBM" in d.cols:
         at, keys = pd.factorize(d.cols["DLBM"].fillna(""), sort=False)
