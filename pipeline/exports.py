@@ -19,10 +19,12 @@ import csv
 import shutil
 import tempfile
 from pathlib import Path
-
-import geopandas as gpd
+from typing import TYPE_CHECKING
 
 from pipeline.errors import WeipianError
+
+if TYPE_CHECKING:  # the layers come from pipeline.report; geopandas loads with them
+    import geopandas as gpd
 
 SHP_ENCODING = "GBK"
 FIELD_MAP_CSV = "classified_shp_fields.csv"

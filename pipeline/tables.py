@@ -16,6 +16,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 
 from pipeline.report_tables import Table
@@ -65,10 +66,14 @@ def _sheet(wb: Workbook, t: Table, unit: str, scope: str) -> None:
     _merge_headers(ws, t)
     ws.row_dimensions[4].height = 32
 
-    # one style object per column, reused for every cell: openpyxl hashes each assignment
+    # A cell's style depends only on its column, whether it is in a total row and whether
+    # its row is flagged. openpyxl hashes every style object on every assignment (most of
+    # the workbook's time for thousands of rows), so the first cell of each combination is
+    # styled attribute by attribute and the others get a copy of its style ids.
     body, bold = Font(name=_FONT, size=10), Font(name=_FONT, size=10, bold=True)
     aligns = [Alignment(horizontal="right" if c.kind in ("int", "mu", "ratio") else
                         "center" if c.kind in ("flag", "date") else "left", vertical="center") for c in t.columns]
+    styled: dict[tuple[bool, int, bool], StyleArray] = {}
     row_no = FIRST_DATA_ROW
     for kind, rows in (("row", t.rows), ("total", t.totals)):
         font = bold if kind == "total" else body
@@ -76,6 +81,11 @@ def _sheet(wb: Workbook, t: Table, unit: str, scope: str) -> None:
             flagged = any(c.kind == "flag" and v for c, v in zip(t.columns, values))
             for i, (c, v) in enumerate(zip(t.columns, values), 1):
                 cell = ws.cell(row_no, i, _value(v))
+                key = (kind == "total", i, flagged and c.kind in ("ratio", "flag"))
+                style = styled.get(key)
+                if style is not None:
+                    cell._style = StyleArray(style)
+                    continue
                 cell.border, cell.font, cell.alignment = _BORDER, font, aligns[i - 1]
                 if c.kind in NUMBER_FORMAT:
                     cell.number_format = NUMBER_FORMAT[c.kind]
@@ -83,6 +93,7 @@ def _sheet(wb: Workbook, t: Table, unit: str, scope: str) -> None:
                     cell.fill = _TOTAL_FILL
                 if flagged and c.kind in ("ratio", "flag"):
                     cell.fill = _FLAG_FILL
+                styled[key] = StyleArray(cell._style)
             row_no += 1
     for note in t.notes:
         ws.merge_cells(start_row=row_no, start_column=1, end_row=row_no, end_column=ncol)

@@ -15,8 +15,12 @@ township_stat with SQL of the test's own, never read from sql/40_report.
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import re
+import signal
 import subprocess
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -727,6 +731,129 @@ def test_file_geodatabase_opens_in_gdal(case: Case, rng: Report):
         assert abs(r.geometry.area - p["area_m2"]) / p["area_m2"] < 0.01
 
 
+# ------------------------------------------------------------------ the map
+
+
+def test_the_map_draws_every_polygon(case: Case):
+    """Each polygon as its shape (one collection per class) and as a marker."""
+    import matplotlib.pyplot as plt
+
+    from pipeline import figures, report, report_data
+    from pipeline.config import load_county
+    from pipeline.stats import resolve
+
+    county = load_county(case.toml)
+    sel = resolve("2023-2024", county.batches)
+    with psycopg.connect(case.url, autocommit=True) as conn:
+        towns = report.township_rows(conn, county, sel)
+        data = report_data.load(conn, county, sel, [dict(zip(report.TOWNSHIP_COLUMNS, t)) for t in towns], [])
+    fig = figures.county_map(data)
+    try:
+        ax = fig.axes[0]
+        shapes = [c for c in ax.collections if c.get_zorder() == 3]
+        markers = [c for c in ax.collections if c.get_zorder() > 3]
+        assert len(shapes) == len({p["class"] for p in data.polygons})
+        assert sum(len(c.get_paths()) for c in shapes) == len(data.polygons) == 13
+        assert sum(len(c.get_offsets()) for c in markers) == len(data.polygons)
+        assert len([a for a in ax.patches if a.get_zorder() < 3]) == len(TOWNS) + 1, \
+            "the townships and the county outline"
+    finally:
+        plt.close(fig)
+
+
+# ------------------------------------------------------------------ the report's processes
+
+
+def _job_pid(path: str) -> None:
+    Path(path).write_text(str(os.getpid()), encoding="utf-8")
+
+
+def _job_raise(err: BaseException) -> None:
+    raise err
+
+
+def _job_slow_write(path: str) -> None:
+    time.sleep(0.5)
+    Path(path).write_text("done", encoding="utf-8")
+
+
+def _job_die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_workbook_and_layers_are_written_beside_the_rest(tmp_path):
+    from pipeline import report
+
+    with report._beside((_job_pid, (str(tmp_path / "a"),)), (_job_pid, (str(tmp_path / "b"),))):
+        here = os.getpid()
+    pids = {int((tmp_path / n).read_text(encoding="utf-8")) for n in "ab"}
+    if report._can_fork():
+        assert here not in pids and len(pids) == 2
+    else:  # no fork or one core: the jobs run in this process
+        assert pids == {here}
+
+
+def test_an_error_of_a_child_reaches_the_caller_as_it_was():
+    """The CLI's exit status depends on the type: a full disk stays an OSError (5), a
+    missing font a FontError (5), with the child's traceback chained for the log."""
+    from pipeline import fonts, report
+
+    with pytest.raises(OSError) as info:
+        with report._beside((_job_raise, (OSError(errno.ENOSPC, "No space left on device", "t.xlsx"),))):
+            pass
+    assert info.value.errno == errno.ENOSPC and info.value.filename == "t.xlsx"
+    with pytest.raises(fonts.FontError) as info:
+        with report._beside((_job_pid, ("/dev/null",)), (_job_raise, (fonts.FontError("没有中文字体"),))):
+            pass
+    assert info.value.exit_code == 5 and str(info.value) == "没有中文字体"
+    if report._can_fork():
+        assert isinstance(info.value.__cause__, report.WorkerError)
+        assert "_job_raise" in str(info.value.__cause__)
+
+
+def test_children_are_waited_for_when_this_process_fails(tmp_path):
+    from pipeline import report
+
+    with pytest.raises(ValueError, match="body"):
+        with report._beside((_job_slow_write, (str(tmp_path / "late"),))):
+            raise ValueError("body")
+    assert (tmp_path / "late").read_text(encoding="utf-8") == "done"
+
+
+def test_a_killed_child_is_an_error():
+    from pipeline import report
+
+    if not report._can_fork():
+        pytest.skip("no child processes here")
+    with pytest.raises(RuntimeError, match="ended abnormally"):
+        with report._beside((_job_die, ())):
+            pass
+
+
+def test_a_workbook_that_cannot_be_written_fails_the_report_cleanly(case: Case, tmp_path, monkeypatch):
+    """The workbook is written in a child process: its full disk still fails write_outputs
+    with the OSError, and its half-written temporary file is removed."""
+    from pipeline import report, tables
+    from pipeline.config import load_county
+    from pipeline.stats import resolve
+
+    def full_disk(path, *args):
+        Path(path).write_bytes(b"PK\x03\x04")  # part of a file under the temporary name
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(tables, "write_workbook", full_disk)
+    county = load_county(case.toml)
+    sel = resolve("2024Q2", county.batches)
+    out = tmp_path / "o"
+    with psycopg.connect(case.url, autocommit=True) as conn:
+        with pytest.raises(OSError) as info:
+            report.write_outputs(conn, county, sel, out)
+    assert info.value.errno == errno.ENOSPC
+    assert not (out / "tables.xlsx").exists()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "no temporary file left"
+    assert (out / "report.pdf").is_file() and (out / "classified.gdb").is_dir(), "the other files are whole"
+
+
 # ------------------------------------------------------------------ the notebook
 
 
@@ -753,3 +880,13 @@ def test_notebook_runs_against_the_database(case: Case, monkeypatch):
     assert images == 2, "the map and the ratio chart"
     assert "missing from" not in text and "Glyph" not in text
     assert "达到 15% 问责线的乡镇" in text
+
+
+def test_output_files_are_readable_by_others(rng: Report):
+    """Written through a private temporary file, but given the mode of any new file (umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    files = [p for p in rng.out.rglob("*") if p.is_file()]
+    assert len(files) > 8
+    modes = {p.relative_to(rng.out).as_posix(): oct(p.stat().st_mode & 0o777) for p in files}
+    assert modes == {name: oct(0o666 & ~mask) for name in modes}
