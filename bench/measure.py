@@ -1,7 +1,9 @@
 """Timing and peak memory of one benchmark step, and the database the benchmarks use.
 
 Peak memory is sampled every 50 ms from /proc (Linux): the Python process tree
-of the step (VmRSS, summed) and, separately, the PostgreSQL server processes
+of the step (PSS, summed: a forked child's pages shared with its parent count
+once, split between them; and, apart, the largest VmRSS of any one of its
+processes) and, separately, the PostgreSQL server processes
 (private memory RssAnon of every child of the postmaster, summed; the shared
 buffers are left out, they are a fixed 256 MB set by pipeline/embedded.py).
 """
@@ -34,6 +36,18 @@ def _status(pid: int) -> dict[str, int]:
     except OSError:
         pass
     return out
+
+
+def _pss_kb(pid: int) -> int:
+    """Proportional set size (kB) of a process: its private pages plus its share of shared ones."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -84,7 +98,8 @@ def _tree(root: int, kids: dict[int, list[int]]) -> list[int]:
 
 @dataclass
 class Sample:
-    python_mb: float = 0.0
+    python_mb: float = 0.0          # the tree's PSS
+    python_process_mb: float = 0.0  # the largest VmRSS of one process of the tree
     db_mb: float = 0.0
 
 
@@ -100,8 +115,11 @@ class Sampler:
     def _once(self) -> None:
         kids = _children()
         if self.root:
-            rss = sum(_status(p).get("VmRSS:", 0) for p in _tree(self.root, kids))
-            self.peak.python_mb = max(self.peak.python_mb, rss / 1024)
+            tree = _tree(self.root, kids)
+            pss = sum(_pss_kb(p) for p in tree)
+            rss = max((_status(p).get("VmRSS:", 0) for p in tree), default=0)
+            self.peak.python_mb = max(self.peak.python_mb, pss / 1024)
+            self.peak.python_process_mb = max(self.peak.python_process_mb, rss / 1024)
         if self.postmaster:
             anon = sum(_status(p).get("RssAnon:", 0) for p in kids.get(self.postmaster, []))
             self.peak.db_mb = max(self.peak.db_mb, anon / 1024)
@@ -140,6 +158,7 @@ def measured(result: dict, cluster: Cluster | None, root: int | None = None):
     result["wall_s"] = round(time.perf_counter() - t0, 3)
     result["db_cpu_s"] = round(server_cpu(pm) - c0, 3)
     result["python_peak_mb"] = round(s.peak.python_mb, 1)
+    result["python_process_peak_mb"] = round(s.peak.python_process_mb, 1)
     result["db_peak_mb"] = round(s.peak.db_mb, 1)
 
 
@@ -158,7 +177,7 @@ def run_command(cmd: list[str], env: dict, cluster: Cluster | None, timeout: flo
             out, err = proc.communicate()
             result["timed_out"] = True
     result.update(wall_s=round(time.perf_counter() - t0, 3), python_peak_mb=round(s.peak.python_mb, 1),
-                  db_peak_mb=round(s.peak.db_mb, 1), returncode=proc.returncode)
+                  python_process_peak_mb=round(s.peak.python_process_mb, 1), db_peak_mb=round(s.peak.db_mb, 1), returncode=proc.returncode)
     result["stdout"], result["stderr"] = out, err
     return result
 

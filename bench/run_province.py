@@ -77,6 +77,7 @@ def main(argv=None) -> int:
             return
         r = run_command(weipian("run", toml, "--out", OUT / "province_out" / toml.parent.name), env, None)
         row = {"county": toml.parent.name, "wall_s": r["wall_s"], "python_peak_mb": r["python_peak_mb"],
+               "python_process_peak_mb": r["python_process_peak_mb"],
                "returncode": r["returncode"], "finished_at_s": round(time.time() - t0, 1)}
         if r["returncode"]:
             row["stderr"] = r["stderr"][-1500:]
@@ -97,13 +98,15 @@ def main(argv=None) -> int:
         "counties": len(tomls), "counties_done": len(ok), "jobs": args.jobs, "wall_s": round(wall, 1),
         "parcels_done": parcels, "changes_done": changes, "parcels_per_s": round(parcels / wall, 1),
         "python_peak_mb_max": max((r["python_peak_mb"] for r in results), default=0),
+        "python_process_peak_mb_max": max((r["python_process_peak_mb"] for r in results), default=0),
         "db_private_peak_mb": round(db.peak.db_mb, 1),
         "cpu_busy_pct": round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1),
         "deadline_s": args.deadline, "counties_run": sorted(results, key=lambda r: r["county"]),
     }
     (OUT / "province.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"province: {len(ok)}/{len(tomls)} counties ({parcels} parcels, {changes} change polygons) "
-          f"in {wall:.0f} s; largest Python process {summary['python_peak_mb_max']:.0f} MB; "
+          f"in {wall:.0f} s; largest Python process {summary['python_process_peak_mb_max']:.0f} MB "
+          f"(a county's process tree, PSS: {summary['python_peak_mb_max']:.0f} MB); "
           f"database private memory {summary['db_private_peak_mb']:.0f} MB; cores busy {summary['cpu_busy_pct']:.0f} %")
     print(f"→ {OUT / 'province.json'}")
     return 0 if len(ok) == len(results) else 1
