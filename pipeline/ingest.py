@@ -412,8 +412,13 @@ def _stream(conn, county: County, layer: Layer, source: Source, mapping: dict, s
         sql.SQL(", ").join(map(sql.Identifier, staging.direct_columns(layer.kind)))) if direct else None
     codes = _Codes()
 
+    def read(backlog):
+        yield from source.batches(BATCH_SIZE)
+
     def prepared(backlog):
-        for batch in source.batches(BATCH_SIZE):
+        # GDAL reads the next batches in a thread of its own while this one
+        # checks and encodes (both mostly outside the GIL)
+        for batch in staging.read_ahead(read, depth=2):
             cols, rejects = staging.parse_batch(layer, mapping, batch, source.excel)
             wkb = batch.wkb if batch.wkb is not None else pa.nulls(batch.n, pa.large_binary())
             work_wkb = wkb

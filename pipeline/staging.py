@@ -196,7 +196,7 @@ def read_ahead(make_items, depth: int):
         except BaseException as e:  # handed to the consumer
             queue.put(e)
 
-    thread = threading.Thread(target=work, name="ingest-read", daemon=True)
+    thread = threading.Thread(target=work, name=f"ingest-{getattr(make_items, '__name__', 'read')}", daemon=True)
     thread.start()
     try:
         while True:
