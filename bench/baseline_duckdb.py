@@ -174,7 +174,7 @@ WITH o AS (
     SELECT s.id, s.rule, s.geom, s.vy, s.l, s.e, j.class,
            j.class = 'illegal' AND s.rule <> 'facility' AS by_approval
     FROM s1 s JOIN judgement j USING (id)
-    WHERE j.class <> j.auto_class
+    WHERE j.class <> j.auto_class OR j.sfbh IS NOT DISTINCT FROM '否'
 ),
 o2 AS (SELECT *, CASE WHEN by_approval THEN polygonal(diff_raw(geom, l)) END AS not_late FROM o),
 pieces AS (
@@ -187,7 +187,8 @@ pieces AS (
     UNION ALL SELECT id, 'illegal', 'lsyd_cq', CASE WHEN by_approval THEN polygonal(inter_raw(not_late, e)) END FROM o2
     UNION ALL SELECT id, 'illegal', 'wbjy', CASE WHEN by_approval THEN polygonal(diff_raw(not_late, e)) END FROM o2
 )
-SELECT d.id, d.class, d.subtype, d.geom FROM desk d JOIN judgement j USING (id) WHERE j.class = j.auto_class
+SELECT d.id, d.class, d.subtype, d.geom FROM desk d JOIN judgement j USING (id)
+WHERE j.class = j.auto_class AND j.sfbh IS DISTINCT FROM '否'
 UNION ALL
 SELECT id, class, subtype, g FROM pieces WHERE g IS NOT NULL;
 

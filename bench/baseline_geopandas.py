@@ -139,8 +139,8 @@ def classify(L: Layers) -> pd.DataFrame:
     final = np.where(sfbh == "否", "unchanged", np.where(~pd.isna(pdlx) & (pdlx != auto), pdlx, auto))
 
     # final pieces: desk pieces where confirmed, else all of P in the final class (Decision 2)
-    keep = final[D.i.to_numpy()] == auto[D.i.to_numpy()]
-    over = final != auto
+    over = (final != auto) | (sfbh == "否")  # SFBH 否: all of P unchanged, whatever the desk pieces
+    keep = ~over[D.i.to_numpy()]
     ill = over & (final == "illegal") & ~is_fac
     nl = np.where(ill, diff(G, U["l"]), None)
     override = [("unchanged", None, np.where(over & (final == "unchanged"), G, None)),

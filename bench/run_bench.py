@@ -18,8 +18,8 @@
    bench/naive_sql/) and the first version of the classification SQL (git
    history), against the current one, on clones of the loaded database.
 6. EXPLAIN (ANALYZE, BUFFERS) of every classification statement, and of the
-   body of weipian.classify_polygon for a few polygons (auto_explain), into
-   bench/out/explain/.
+   statements inside weipian.classify_polygon for a few polygons (auto_explain),
+   into bench/out/explain/.
 7. With --scaling: classification time with twice the parcels and twice the
    change polygons (each its own generated county).
 Results: bench/out/bench.json (and the table printed).
@@ -254,8 +254,16 @@ def techniques(cluster, url: str, county, batch: str, timeout: float) -> dict:
 # ------------------------------------------------------------------ EXPLAIN
 
 def statements(text: str) -> list[str]:
+    """The statements of an SQL file: split at a ';' ending a line, not inside a $$ body."""
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in re.split(r";\s*\n", body) if s.strip()]
+    out, part = [], []
+    for piece in re.split(r"(;\s*\n)", body):
+        part.append(piece)
+        if re.fullmatch(r";\s*\n", piece) and "".join(part).count("$$") % 2 == 0:
+            out.append("".join(part[:-1]))
+            part = []
+    out.append("".join(part))
+    return [s.strip() for s in out if s.strip()]
 
 
 def explain(cluster, county, batch: str) -> list[str]:
@@ -283,19 +291,28 @@ def explain(cluster, county, batch: str) -> list[str]:
                 path = folder / (step.replace(".sql", ".txt"))
                 path.write_text("\n\n----\n\n".join(parts) + "\n", encoding="utf-8")
                 written.append(str(path.relative_to(ROOT)))
-        # the function body, per CTE, for a few polygons (nested statements through auto_explain)
+        # the statements inside the function (its lookup of the reference polygons
+        # near P, the plan zones of illegal pieces) for a few polygons, through auto_explain
         notices: list[str] = []
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
         with conn.transaction():
             for stmt in ("LOAD 'auto_explain'", "SET LOCAL auto_explain.log_min_duration = 0",
                          "SET LOCAL auto_explain.log_analyze = on", "SET LOCAL auto_explain.log_buffers = on",
                          "SET LOCAL auto_explain.log_nested_statements = on",
-                         "SET LOCAL auto_explain.log_level = 'notice'", "SET LOCAL jit = off"):
+                         "SET LOCAL auto_explain.log_level = 'notice'", "SET LOCAL jit = off",
+                         "SET LOCAL max_parallel_workers_per_gather = 0"):
                 conn.execute(stmt)
-            conn.execute("""SELECT count(*) FROM (SELECT id FROM weipian.change_polygon WHERE county_code = %s
-                            AND batch = %s ORDER BY id LIMIT 3) c,
-                            LATERAL weipian.classify_polygon(c.id, 10) x""", (county.code, batch))
-        body = [n for n in notices if "WITH polygon AS" in n]
+            conn.execute("""SELECT count(*) FROM (
+                                SELECT weipian.classify_polygon(
+                                           c.id, c.county_code, c.geom, coalesce(ct.rule, 'construction'), c.hsx,
+                                           NULL, NULL,
+                                           (SELECT array_agg(lj.class ORDER BY lj.priority)
+                                            FROM weipian.land_judgement lj),
+                                           true, true, 10)
+                                FROM (SELECT * FROM weipian.change_polygon WHERE county_code = %s AND batch = %s
+                                      ORDER BY id LIMIT 3) c
+                                LEFT JOIN weipian.change_type ct ON ct.bhlx = c.bhlx) s""", (county.code, batch))
+        body = [n for n in notices if "weipian.landuse" in n or "weipian.plan_zone_part" in n]
         path = folder / "00_classify_polygon_body.txt"
         path.write_text("\n\n----\n\n".join(body) + "\n", encoding="utf-8")
         written.append(str(path.relative_to(ROOT)))

@@ -1432,7 +1432,9 @@ class Oracle:
                 final = "unchanged"
             elif pd_ and pd_ != auto:
                 final = pd_
-        if final != auto:  # override: all of P in the final class (Decision 2 for sub-types)
+        # override (or SFBH = 否, even on a desk-unchanged polygon): all of P in the
+        # final class (Decision 2 for sub-types)
+        if final != auto or (frow is not None and frow.sfbh == "否"):
             pieces = {k: (P if k == final else Polygon()) for k in CLASS_ORDER}
             sub = {k: Polygon() for k in SUBTYPES}
             if final == "legal":

@@ -2,7 +2,7 @@
 
 All of it is set-based SQL in sql/20_classify/, run in this order inside one
 transaction per batch, so readers see the previous results or the new ones.
-The rules themselves live in one SQL function, weipian.classify_polygon
+The rules themselves live in one PL/pgSQL function, weipian.classify_polygon
 (sql/20_classify/00_classify_polygon.sql), which the steps call once per
 polygon in a statement that PostgreSQL shares out among parallel workers.
 """
@@ -31,7 +31,7 @@ CLASSIFY_STEPS = [
 ]
 #: Installed (CREATE OR REPLACE) when its function body differs from the database's.
 FUNCTIONS_FILE = SQL_DIR / "20_classify" / "00_classify_polygon.sql"
-FUNCTION_SIGNATURE = "weipian.classify_polygon(bigint, double precision)"
+FUNCTION_NAME = "classify_polygon"
 _BODY = re.compile(r"\$fn\$(.*)\$fn\$", re.S)
 #: Any constant: serialises installing the function from concurrent runs.
 FUNCTIONS_LOCK = 7_340_002
@@ -48,14 +48,18 @@ def session_settings() -> dict[str, str]:
     outer statement runs serially). The leader only gathers rows: executing
     the function itself in the leader was measured several times slower.
     JIT would compile expression code for plans that cost so much and only
-    costs time here. Workers: WEIPIAN_PARALLEL_WORKERS (default: the cores of
-    this machine; 0 turns parallel query off), capped by the server's
-    max_parallel_workers.
+    costs time here. The statement inside the function (the lookup of the
+    reference polygons near a polygon) is planned once per session, not again
+    for each polygon: PL/pgSQL would otherwise keep planning it with each
+    polygon's values when those plans look cheaper than the generic one.
+    Workers: WEIPIAN_PARALLEL_WORKERS (default: the cores of this machine; 0
+    turns parallel query off), capped by the server's max_parallel_workers.
     """
     workers = os.environ.get("WEIPIAN_PARALLEL_WORKERS")
     n = int(workers) if workers and workers.strip().isdigit() else (os.cpu_count() or 2)
     return {
         "jit": "off",
+        "plan_cache_mode": "force_generic_plan",
         "work_mem": "256MB",
         "max_parallel_workers_per_gather": str(n),
         "min_parallel_table_scan_size": "0",
@@ -88,24 +92,29 @@ def analyze_stale(conn: psycopg.Connection) -> list[str]:
 
 
 def install_functions(conn: psycopg.Connection) -> bool:
-    """Create or replace weipian.classify_polygon when the file's body differs; True if it did."""
+    """Create or replace weipian.classify_polygon when the file's body differs; True if it did.
+
+    The database must hold exactly one function of that name, with this body (an
+    earlier version with other arguments is dropped by the file).
+    """
     text = FUNCTIONS_FILE.read_text(encoding="utf-8")
     body = _BODY.search(text).group(1)
 
-    def current() -> str | None:
-        row = conn.execute(
-            "SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(%s)", (FUNCTION_SIGNATURE,)
-        ).fetchone()
-        return row[0] if row else None
+    def current() -> list[str]:
+        return [r[0] for r in conn.execute(
+            """SELECT p.prosrc FROM pg_proc p
+               WHERE p.pronamespace = to_regnamespace('weipian') AND p.proname = %s""",
+            (FUNCTION_NAME,),
+        )]
 
-    if current() == body:
+    if current() == [body]:
         return False
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (FUNCTIONS_LOCK,))
-        if current() == body:
+        if current() == [body]:
             return False
         run_sql_file(conn, FUNCTIONS_FILE)
-    log.info("installed %s from %s", FUNCTION_SIGNATURE, FUNCTIONS_FILE.name)
+    log.info("installed weipian.%s from %s", FUNCTION_NAME, FUNCTIONS_FILE.name)
     return True
 
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import psycopg
 import pytest
+import shapely
 from shapely.geometry import Polygon
 
 from builders import (
@@ -390,6 +392,45 @@ def farmland_overlap(c, p, j):
     return E(j, p, "illegal", "illegal", {"illegal": p}, {"wbjy": p})
 
 
+@case
+def farmland_adjacent_blocks(c, p, j):
+    """Two farmland blocks sharing an edge at 40 % of P's width cover its left 70 %;
+    旱地 with KCXS 0.1 under the left 50 %, 水田 under the rest."""
+    x0, y0, x1, y1 = p.bounds
+    c.add_farmland(rect(x0 - 10, y0 - 10, x0 + 40, y1 + 10))
+    c.add_farmland(rect(x0 + 40, y0 - 10, x0 + 70, y1 + 10))
+    c.add_landuse("0103", rect(x0 - 10, y0 - 10, x0 + 50, y1 + 10), 0.1, "旱地")
+    c.add_landuse("0101", rect(x0 + 50, y0 - 10, x1 + 10, y1 + 10), 0.0, "水田")
+    c.add_change(BATCH, j, p, HSX, "建设用地")
+    return E(j, p, "illegal", "illegal", {"illegal": p}, {"wbjy": p})
+
+
+@case
+def two_construction_parcels(c, p, j):
+    """0702 under the left 30 %, 0601 beside it to 60 %, no permit: unchanged 60 %,
+    illegal 40 % (C is the union of both parcels)."""
+    x0, y0, x1, y1 = p.bounds
+    c.add_landuse("0702", rect(x0 - 10, y0 - 10, x0 + 30, y1 + 10), 0.0, "农村宅基地")
+    c.add_landuse("0601", rect(x0 + 30, y0 - 10, x0 + 60, y1 + 10), 0.0, "工业用地")
+    c.add_change(BATCH, j, p, HSX, "建设用地")
+    built, rest = sub(p, 0, 0.6), sub(p, 0.6, 1)
+    return E(j, p, "illegal", "illegal", {"unchanged": built, "illegal": rest}, {"wbjy": rest})
+
+
+@case
+def late_approvals_and_expired_overlapping(c, p, j):
+    """Two late approvals (PZRQ > HSX) over the left 30 % and 20 %–50 %, an expired
+    临时用地 over the left 70 %: 未批先建 the left half, 临时用地超期 to 70 %, the rest
+    未报即用."""
+    x0, y0, x1, y1 = p.bounds
+    c.add_approval("征收", "2022-09-01", rect(x0 - 20, y0 - 20, x0 + 30, y1 + 20))
+    c.add_approval("供地", "2022-10-01", rect(x0 + 20, y0 - 20, x0 + 50, y1 + 20))
+    c.add_approval("临时用地", "2021-05-01", rect(x0 - 20, y0 - 20, x0 + 70, y1 + 20), yxqz="2022-01-31")
+    c.add_change(BATCH, j, p, HSX, "建设用地")
+    return E(j, p, "illegal", "illegal", {"illegal": p},
+             {"wpxj": sub(p, 0, 0.5), "lsyd_cq": sub(p, 0.5, 0.7), "wbjy": sub(p, 0.7, 1)})
+
+
 # ---- smallest part
 
 
@@ -461,6 +502,21 @@ def fc_sfbh_no(c, p, j):
     c.add_change(BATCH, j, p, HSX, "建设用地")
     FIELD_ROWS.append({"JCBH": j, "SFBH": "否", "HCR": "张三", "HCRQ": "2022-08-01"})
     return E(j, p, "unchanged", "illegal", {"unchanged": p})
+
+
+@case
+def fc_sfbh_no_on_desk_unchanged_with_remnant(c, p, j):
+    """Desk unchanged with a 4 m² illegal remnant (< 10 m²); SFBH 否 → all of P unchanged, no remnant.
+
+    domain.md: "field check SFBH = 否 → all of P unchanged"; only a PDLX equal to
+    the desk class keeps the desk pieces.
+    """
+    x0, y0, x1, y1 = p.bounds
+    corner = rect(x1 - 2, y1 - 2, x1, y1)
+    c.add_landuse("0702", p.difference(corner), 0.0, "农村宅基地")
+    c.add_change(BATCH, j, p, HSX, "建设用地")
+    FIELD_ROWS.append({"JCBH": j, "SFBH": "否", "HCR": "张三", "HCRQ": "2022-08-01"})
+    return E(j, p, "unchanged", "unchanged", {"unchanged": p})
 
 
 @case
@@ -803,3 +859,44 @@ def test_approval_without_readable_date_is_not_used(database_url, run_cli, tmp_p
     for j, g in ((jcbh_of(0), p), (jcbh_of(1), q)):
         e = Expected(j, BATCH, g, "illegal", "illegal", {"illegal": g}, {"wbjy": g}, xzqdm=TOWN)
         assert_row(out.polygons.get(j), e.row(c), f"approval without date ({j})")
+
+
+def test_polygon_across_parts_of_one_township(database_url, run_cli, tmp_path):
+    """A township of 600 vertices is kept as parts of at most 128 vertices (migration
+    0020). A polygon across a cut between parts lies wholly in the township: its pieces
+    are not cut and it belongs there. One across a cut and the township's edge is cut
+    by the township; the part outside counts in the county only (Decision 5)."""
+    c = CountyBuilder(tmp_path / "in")
+    town = shapely.segmentize(rect(498000, 3939000, 502000, 3941000), 20.0)
+    assert len(town.exterior.coords) > 500, "test design"
+    c.add_township(TOWN, TOWN_NAME, town)
+    p = rect(499950, 3939400, 500050, 3939500)        # across x = 500000, the first cut
+    q = rect(499950, 3940950, 500050, 3941030)        # the same, and 30 m beyond the edge
+    x0, y0, x1, y1 = p.bounds
+    c.add_approval("农用地转用", "2022-03-15", rect(x0 - 20, y0 - 20, (x0 + x1) / 2 + 10, y1 + 20))
+    c.add_landuse("0103", rect(x0 - 10, y0 - 10, x1 + 10, y1 + 10), 0.0, "旱地")
+    c.add_change(BATCH, jcbh_of(0), p, HSX, "建设用地")
+    c.add_change(BATCH, jcbh_of(1), q, HSX, "建设用地")
+    legal, illegal = sub(p, 0, 0.6), sub(p, 0.6, 1)
+    expected = [
+        Expected(jcbh_of(0), BATCH, p, "illegal", "illegal", {"legal": legal, "illegal": illegal},
+                 {"bnpbj": legal, "wbjy": illegal}, xzqdm=TOWN),
+        Expected(jcbh_of(1), BATCH, q, "illegal", "illegal", {"illegal": q}, {"wbjy": q}, xzqdm=TOWN),
+    ]
+    toml = c.write()
+    run_cli("run", str(toml), "--batch", BATCH, "--out", str(tmp_path / "out"))
+    with psycopg.connect(database_url) as conn:
+        for g in (p, q):
+            n = conn.execute("""SELECT count(*) FROM weipian.township_part t
+                                WHERE ST_Intersects(t.geom, ST_GeomFromText(%s, 4546))""", (g.wkt,)).fetchone()[0]
+            assert n >= 2, "test design: the polygon should lie across parts of the township"
+        pieces = conn.execute("""SELECT jcbh, count(*), count(xzqdm) FROM weipian.change_piece
+                                 GROUP BY jcbh ORDER BY jcbh""").fetchall()
+    assert pieces == [(jcbh_of(0), 2, 2), (jcbh_of(1), 2, 1)], \
+        "pieces: P legal and illegal, both in the township; Q inside and outside it"
+    out = Outputs.read(tmp_path / "out")
+    for e in expected:
+        assert_row(out.polygons.get(e.jcbh), e.row(c), e.jcbh)
+    rows, total = expected_township_stats(c, expected)
+    assert_township_row(out.township(TOWN), rows[TOWN])
+    assert_township_row(out.township(c.code), total)
