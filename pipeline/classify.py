@@ -85,10 +85,20 @@ def analyze_stale(conn: psycopg.Connection) -> list[str]:
                   OR n_mod_since_analyze > 0.1 * greatest(n_live_tup, 1000))""",
         (list(READ_TABLES),),
     )]
+    done = []
     for name in stale:
-        with conn.transaction():
-            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("weipian", name)))
-    return stale
+        # another county's ANALYZE of this shared table may hold its lock until that
+        # county's transaction ends: then its statistics are recent, go on without
+        before = conn.execute("SELECT current_setting('lock_timeout')").fetchone()[0]
+        try:
+            with conn.transaction():
+                conn.execute("SELECT set_config('lock_timeout', '2s', true)")
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("weipian", name)))
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (before,))
+            done.append(name)
+        except psycopg.errors.LockNotAvailable:
+            log.info("weipian.%s: another session is analysing it; its statistics are used as they are", name)
+    return done
 
 
 def install_functions(conn: psycopg.Connection) -> bool:

@@ -134,6 +134,11 @@ def run(conn: psycopg.Connection, county: County, targets: list[Target], record:
     todo = [b for b in wanted if force or stored.get(b) != digests[b]]
     with record.stage("classify") as st:
         st["rows_in"], st["rows_out"] = 0, 0
+        if todo:
+            # each ANALYZE in a transaction of its own, so its lock ends with it: inside
+            # the batch transaction it would hold up the next county's ANALYZE of the
+            # same shared table until this county's whole classification commits
+            classify.analyze_stale(conn)
         for b in todo:
             with conn.transaction():  # the results and their state are published together
                 counts = classify.classify_batch(conn, county, b)
