@@ -636,10 +636,18 @@ def _drop_indexes(conn, table: str, n_new: int) -> list[str]:
                         (name,)).fetchone()[0]
     if n_new < held:
         return []
-    # Another county loading into the same table may be dropping these very
-    # indexes: wait for it (DROP INDEX needs this lock anyway) rather than read
-    # definitions that vanish under us ("cache lookup failed").
-    conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier("weipian", table)))
+    # DROP INDEX needs this lock, and taking it first means no other county's
+    # load drops these very indexes under us ("cache lookup failed"). Only if it
+    # is free at once: another county reading or loading the table (a province
+    # run) would otherwise wait for this whole ingest while it holds locks this
+    # ingest may need next (a deadlock); then the indexes are kept and maintained.
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT").format(
+                sql.Identifier("weipian", table)))
+    except psycopg.errors.LockNotAvailable:
+        log.info("weipian.%s is in use by another session: its indexes are kept during the load", table)
+        return []
     indexes = conn.execute(
         """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
            WHERE i.indrelid = %s::regclass
