@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from pipeline import db, embedded, logs, runs
+from pipeline import db, digests, embedded, logs, runs
 from pipeline import stats as stats_stage
 from pipeline.config import County, load_county
 from pipeline.errors import WeipianError
@@ -141,6 +141,7 @@ def db_url() -> None:
 
 def _open(county_toml: Path):
     county = load_county(county_toml)
+    digests.start(county)  # hashing the layers' files while the stage modules import
     conn = db.connect(autocommit=True)
     for name in db.migrate(conn):
         log.info("数据库升级 migration applied: %s", name)
@@ -186,6 +187,7 @@ def run(county_toml: Path, batch: str | None, out: Path | None, force: bool, log
     county = load_county(county_toml)
     selections = _selections(county, batch)  # a bad --batch stops before anything is written
     several = len(selections) > 1
+    digests.start(county)  # hashing the layers' files while the stage modules import
     from pipeline import runner  # the stage modules load only for the commands that use them
 
     targets = [runner.Target(s, _out_dir(out, county, s, several)) for s in selections]

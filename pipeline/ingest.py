@@ -34,7 +34,7 @@ import contextlib
 import json
 import logging
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,11 +43,11 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from pipeline import SQL_DIR, pgcopy, staging
+from pipeline import SQL_DIR, digests, pgcopy, staging
 from pipeline.config import LAYER_KINDS, County, Layer
 from pipeline.db import run_sql_file
 from pipeline.errors import DatabaseError, DataSourceError
-from pipeline.sources import Source, checksum, open_source
+from pipeline.sources import Source, open_source
 
 log = logging.getLogger(__name__)
 INGEST_SQL = SQL_DIR / "10_ingest"
@@ -165,26 +165,19 @@ def _plan(conn, county: County):
     township layers, the township layers' digests and the tolerance: they decide
     what lies outside the county.
     """
-    towns = {l.index: checksum(l) for l in county.layers_of("township")}
-    extra = json.dumps({"townships": sorted(towns.values()),
-                        "outside_tolerance_m": county.settings["outside_tolerance_m"]})
+    towns = {l.index: digests.digest(l) for l in county.layers_of("township")}
+    extra = digests.township_extra(county, towns.values())
     plan = []
     for layer in county.layers:
         previous = _previous(conn, county, layer)
         if layer.index in towns:
             digest = towns[layer.index]
-        elif previous is None:
-            # loaded whatever its digest: read the files for it while they load
-            digest = _HASHING.submit(checksum, layer, extra)
         else:
-            digest = checksum(layer, extra)
+            # a layer loaded for the first time is loaded whatever its digest:
+            # the files are hashed while they load
+            digest = digests.digest(layer, extra, wait=previous is not None)
         plan.append((layer, digest, previous, previous is None or previous[1] != digest))
     return plan
-
-
-#: Digests of layers loaded for the first time are computed beside their load
-#: (hashlib works outside the GIL): the SHA-256 of a 350 MB DLTB takes 0.4 s.
-_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-checksum")
 
 
 def _resolved(digest) -> str:

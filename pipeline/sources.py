@@ -14,8 +14,6 @@ stays flat however large the layer.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -88,34 +86,6 @@ class Source:
             raise DataSourceError(
                 f"{self.layer.label}: 读取第 {start + 1} 个要素附近时出错（{_one_line(e)}）；"
                 "文件可能损坏或不完整，请重新复制或导出该图层") from None
-
-
-def checksum(layer: Layer, extra: str = "") -> str:
-    """SHA-256 of the layer's files, of how county.toml reads them, and of ``extra``.
-
-    A Shapefile is its .shp and every sidecar of the same stem; a File
-    Geodatabase is every file of its folder.  ``extra`` carries what else the
-    load depends on (the township layers that bound the county).
-    """
-    h = hashlib.sha256()
-    if layer.path.is_dir():
-        files = sorted(p for p in layer.path.rglob("*") if p.is_file())
-    elif layer.path.suffix.lower() == ".shp":
-        files = sorted(p for p in layer.path.parent.glob(layer.path.stem + ".*") if p.is_file())
-    else:
-        files = [layer.path]
-    for p in files:
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    settings = {
-        "kind": layer.kind, "layer": layer.layer, "encoding": layer.encoding, "crs": layer.crs,
-        "fields": layer.fields, "pzlx": layer.pzlx, "batch": layer.batch, "index": layer.index,
-        "extra": extra,
-    }
-    h.update(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode())
-    return h.hexdigest()
 
 
 def open_source(layer: Layer, work_srid: int) -> Source:

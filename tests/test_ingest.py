@@ -9,7 +9,7 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import Polygon, box
 
-from pipeline import db
+from pipeline import db, digests
 from pipeline.config import load_county
 from pipeline.errors import ConfigError, DataSourceError
 from pipeline.ingest import ingest
@@ -88,6 +88,30 @@ def test_unchanged_file_is_skipped_and_changed_file_replaces(tmp_path, conn):
     assert [r.skipped for r in third] == [True, True, False]
     assert sorted(r[0] for r in conn.execute("SELECT jcbh FROM weipian.change_polygon")) == ["1", "2"]
     assert count(conn, "source") == 3
+
+
+def test_digests_started_early_are_the_digests_and_a_file_changed_since_is_hashed_again(tmp_path, conn):
+    # what the command line does: start hashing when county.toml is read, ingest after
+    change_layer(tmp_path)
+    county = load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE))
+    digests.start(county)
+    first = ingest(conn, county)
+    assert [r.skipped for r in first] == [False, False, False]
+    towns = [digests.checksum(layer) for layer in county.layers_of("township")]
+    extra = digests.township_extra(county, towns)
+    stored = dict(conn.execute("SELECT kind, checksum FROM weipian.source").fetchall())
+    assert stored == {"township": towns[0],
+                      "landuse": digests.checksum(county.layers[1], extra),
+                      "change": digests.checksum(county.layers[2], extra)}
+
+    digests.start(county)  # nothing changed: every layer skipped
+    assert all(r.skipped for r in ingest(conn, county))
+
+    digests.start(county)
+    change_layer(tmp_path, JCBH=["7"])  # written after the hashing started
+    third = ingest(conn, county)
+    assert [r.skipped for r in third] == [True, True, False]
+    assert [r[0] for r in conn.execute("SELECT jcbh FROM weipian.change_polygon")] == ["7"]
 
 
 def test_field_mapping_case_and_constant_pzlx(tmp_path, conn):
