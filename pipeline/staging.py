@@ -30,9 +30,10 @@ from pipeline.sources import NUMERIC_FIELDS, Batch
 def parse_batch(layer: Layer, mapping: dict, batch: Batch, excel: bool) -> tuple[dict, list]:
     """Standard columns of one batch, and each row's reject reason (None when usable).
 
-    A value that is present but unreadable (a date that is not a date, a code
-    outside its allowed values) or a required value that is missing rejects
-    only its feature; the reason names the field and the value.
+    A value that is present but unreadable (a date that is not a date, a
+    number that is not a number, a code outside its allowed values) or a
+    required value that is missing rejects only its feature; the reason names
+    the field and the value.
     """
     spec = LAYER_KINDS[layer.kind]
     dates, allowed = set(spec.get("dates", [])), spec.get("allowed", {})
@@ -55,7 +56,11 @@ def parse_batch(layer: Layer, mapping: dict, batch: Batch, excel: bool) -> tuple
             cols[std], bad = V.dates(src, excel=excel)
             reject(bad, std, lambda i, s=src, f=std: f"{f} '{V.to_text(s.iloc[i])}' 不是日期，{V.DATE_HINT}")
         elif std in NUMERIC_FIELDS:
-            cols[std] = V.number(src) if src is not None else np.full(n, np.nan)
+            if src is None:
+                cols[std] = np.full(n, np.nan)
+                continue
+            cols[std], bad = V.numbers(src)
+            reject(bad, std, lambda i, s=src, f=std: f"{f} '{V.to_text(s.iloc[i])}' 不是数字，请改为数值或留空")
         else:
             cols[std] = V.text(src) if src is not None else pd.Series(pd.NA, index=range(n), dtype="str")
 

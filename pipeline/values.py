@@ -75,9 +75,16 @@ def text(col: pd.Series) -> pd.Series:
 
 def number(col: pd.Series) -> np.ndarray:
     """Floats; missing or unreadable values are NaN."""
+    return numbers(col)[0]
+
+
+def numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(floats, bad)``: missing values are NaN; ``bad`` marks present values that are not numbers."""
     if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-        return col.to_numpy(dtype=float, na_value=np.nan)
-    return pd.to_numeric(text(col), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return col.to_numpy(dtype=float, na_value=np.nan), np.zeros(len(col), dtype=bool)
+    given = text(col)
+    out = pd.to_numeric(given, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return out, given.notna().to_numpy() & np.isnan(out)
 
 
 def kcxs_fraction(kcxs: np.ndarray) -> np.ndarray:
