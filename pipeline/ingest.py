@@ -31,6 +31,7 @@ of it and rolls back.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import sys
@@ -127,6 +128,7 @@ def ingest(conn: psycopg.Connection, county: County, dry_run: bool = False) -> l
         a change layer repeats a JCBH, or a layer's counts do not add up; the
         transaction is rolled back, so the previous loads stay in place.
     """
+    _reuse_freed_memory()
     plan = _plan(conn, county)
     opened = {}
     for layer, _digest, _previous, changed in plan:
@@ -156,6 +158,28 @@ def ingest(conn: psycopg.Connection, county: County, dry_run: bool = False) -> l
         if dry_run:
             raise psycopg.Rollback(tx)
     return [reports[layer.index] for layer in county.layers]
+
+
+def _reuse_freed_memory() -> None:
+    """Keep the memory of a batch for the next instead of handing it back to the kernel.
+
+    Every batch allocates the same large buffers (WKB, COPY payload); with
+    Arrow's jemalloc pool and glibc's defaults they go back to the kernel
+    and are faulted in again for the next batch, about 0.3 s of system time
+    for 300 000 parcels. Arrow then allocates with malloc, and glibc keeps
+    freed memory (buffers up to 32 MB come from the heap, which is not
+    trimmed). The peak stays what it was.
+    """
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)  # glibc's largest
+    except (OSError, AttributeError):  # not glibc: its own defaults
+        pass
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
 def _plan(conn, county: County):
