@@ -74,10 +74,10 @@ def build(data: ReportData, narrative: list[str]) -> list:
     checked = sum(r["n"] for r in data.checks if r["is_county"])
     agree = sum(r["n"] for r in data.checks if r["is_county"] and r["auto_class"] == r["class"])
     changed = sum(1 for p in data.polygons if p["auto_class_zh"] != p["class_zh"])
-    blocks: list = [Title(f"{county.name}{label} 年土地卫片执法检查汇总分析报告",
+    blocks: list = [Title(f"{county.name} {label} 年土地卫片执法检查汇总分析报告",
                           f"县级行政区划代码：{county.code}；监测批次：{'、'.join(sel.batches)}；"
                           f"图斑 {len(data.polygons)} 个。",
-                          (f"{county.name}{label} 年", "土地卫片执法检查汇总分析报告"))]
+                          (f"{county.name} {label} 年", "土地卫片执法检查汇总分析报告"))]
 
     blocks += [Heading("一、基本情况"), Para(
         f"{label} 年本县共有监测图斑 {c['n_total']} 个，面积 {_mu(c['area_mu'])} 亩。经内业比对和外业核查，"
@@ -85,7 +85,7 @@ def build(data: ReportData, narrative: list[str]) -> list:
         f"违法用地 {c['n_illegal']} 宗；按面积，合法用地 {_mu(c['legal_mu'])} 亩，实地未变化 "
         f"{_mu(c['unchanged_mu'])} 亩，农业结构调整 {_mu(c['agri_mu'])} 亩，违法用地 {_mu(c['illegal_mu'])} 亩。"
         f"新增建设用地 {_mu(c['new_construction_mu'])} 亩，其中占用耕地 {_mu(c['new_cultivated_mu'])} 亩。"),
-        Figure(Path(MAP_PNG), f"图1  {county.name}{label} 年监测图斑认定类型分布图")]
+        Figure(Path(MAP_PNG), f"图1  {county.name} {label} 年监测图斑认定类型分布图")]
 
     blocks += [Heading("二、违法用地情况"), Para(narrative[0])]
     if len(narrative) > 1:

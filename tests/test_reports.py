@@ -532,6 +532,9 @@ def squash(s: str) -> str:
 
 def test_report_md_reads_like_the_county_report(case: Case, rng: Report):
     md = (rng.out / "report.md").read_text(encoding="utf-8")
+    # numbers set off by spaces in the title as in the narrative ("2023—2024 年全县…")
+    assert md.splitlines()[0] == f"# {NAME} {rng.label} 年土地卫片执法检查汇总分析报告"
+    assert f"图1  {NAME} {rng.label} 年监测图斑认定类型分布图" in md
     want = narrative_from_database(case.url, rng.label)
     for line in want:
         assert line in md.splitlines(), line
