@@ -16,7 +16,11 @@
      ogr2ogr gets its fastest path).
 4. Repeats both ``--rounds`` times (default 3), alternating which goes first,
    each into a fresh database, and prints the median features/s of each, their
-   ratio, and the peak RSS of each process; writes them to bench/out/ingest.json.
+   ratio, the peak RSS of each process and the CPU seconds each costs, its own
+   process and the database server's (every server process, reaped backends
+   included); writes them to bench/out/ingest.json. On a machine whose two
+   cores are shared with other jobs, the CPU seconds vary far less than the
+   wall times.
    The machine is shared: single runs vary by a third, medians much less.
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,13 +45,22 @@ sys.path.insert(0, str(ROOT))
 from pipeline import db  # noqa: E402
 from pipeline.embedded import Cluster  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from measure import postmaster_pid, server_cpu  # noqa: E402
 
-def run_timed(cmd: list[str], env: dict) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Wall seconds and peak RSS (bytes) of one child process.
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_timed(cmd: list[str], env: dict) -> tuple[float, int, float, subprocess.CompletedProcess]:
+    """Wall seconds, peak RSS (bytes) and CPU seconds (user + system) of one child process.
 
     The peak is the child's VmHWM, polled every 20 ms (rusage's ru_maxrss would
     also count the memory of this process at fork time).
     """
+    cpu = _children_cpu()
     t = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
@@ -67,7 +81,7 @@ def run_timed(cmd: list[str], env: dict) -> tuple[float, int, subprocess.Complet
                                            err.read().decode("utf-8", "replace"))
     if done.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return wall, peak, done
+    return wall, peak, _children_cpu() - cpu, done
 
 
 def main() -> None:
@@ -99,11 +113,13 @@ def main() -> None:
             for who in order:
                 name = f"bench_{who}_{i}"
                 url = cluster.create_database(name)
-                runs[who].append(_weipian(url, data) if who == "weipian" else _ogr2ogr(url, folder, port, name, dltb,
-                                                                                         cluster.user))
+                pm = postmaster_pid(cluster)
+                runs[who].append(_weipian(url, data, pm) if who == "weipian" else _ogr2ogr(url, folder, port, name,
+                                                                                             dltb, cluster.user, pm))
                 cluster.drop_database(name)
                 r = runs[who][-1]
                 print(f"round {i + 1} {who:<8} {r['seconds']:6.2f} s  {r['features_per_s']:>7} features/s  "
+                      f"CPU {r['client_cpu_s']:.2f} s + server {r['server_cpu_s']:.2f} s  "
                       f"peak RSS {r['peak_rss_mb']} MB", file=sys.stderr)
     finally:
         if args.keep:
@@ -115,10 +131,14 @@ def main() -> None:
     results: dict = {"parcels": args.parcels, "file": str(dltb.relative_to(ROOT)), "rounds": args.rounds}
     for who, rs in runs.items():
         med = sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2]
+        cpu = sorted(r["client_cpu_s"] + r["server_cpu_s"] for r in rs)[len(rs) // 2]
         results[who] = {**med, "all_seconds": [r["seconds"] for r in rs],
+                        "median_cpu_s": round(cpu, 2),
                         "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)}
     ratio = results["weipian"]["features_per_s"] / results["ogr2ogr"]["features_per_s"]
     results["ratio_weipian_over_ogr2ogr"] = round(ratio, 2)
+    results["cpu_ratio_ogr2ogr_over_weipian"] = round(results["ogr2ogr"]["median_cpu_s"]
+                                                      / results["weipian"]["median_cpu_s"], 2)
 
     w, o = results["weipian"], results["ogr2ogr"]
     print(f"\ningest of {dltb.name}, {args.parcels} parcels (median of {args.rounds} runs each)")
@@ -126,39 +146,47 @@ def main() -> None:
     print(f"  ogr2ogr + index: {o['seconds']:7.2f} s  {o['features_per_s']:>8} features/s  peak RSS {o['peak_rss_mb']} MB"
           f"  (load {o['load_seconds']} s, index {o['index_seconds']} s)")
     print(f"  ratio weipian / ogr2ogr: {ratio:.2f}× ({'at least as fast' if ratio >= 1 else 'slower'})")
+    print(f"  CPU seconds, client + server (median): weipian {w['median_cpu_s']:.2f}, ogr2ogr {o['median_cpu_s']:.2f}"
+          f" ({results['cpu_ratio_ogr2ogr_over_weipian']:.2f}×)")
     out = ROOT / "bench" / "out" / "ingest.json"
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"  written to {out.relative_to(ROOT)}")
 
 
-def _weipian(url: str, data: Path) -> dict:
+def _weipian(url: str, data: Path, postmaster: int | None) -> dict:
     with psycopg.connect(url, autocommit=True) as conn:
         db.migrate(conn)
     env = {**os.environ, "DATABASE_URL": url, "PYTHONIOENCODING": "utf-8"}
     env.pop("PGSERVICE", None)
-    wall, rss, _ = run_timed([sys.executable, "-m", "pipeline", "ingest", str(data / "county.toml")], env)
+    server = server_cpu(postmaster)
+    wall, rss, cpu, _ = run_timed([sys.executable, "-m", "pipeline", "ingest", str(data / "county.toml")], env)
+    time.sleep(0.2)  # the backend exits after the client: let the postmaster reap it
+    server = server_cpu(postmaster) - server
     with psycopg.connect(url) as conn:
         n = conn.execute("SELECT count(*) FROM weipian.landuse").fetchone()[0]
     return {"seconds": round(wall, 2), "features": n, "features_per_s": round(n / wall),
-            "peak_rss_mb": round(rss / 2**20)}
+            "client_cpu_s": round(cpu, 2), "server_cpu_s": round(server, 2), "peak_rss_mb": round(rss / 2**20)}
 
 
-def _ogr2ogr(url: str, folder: Path, port: str, dbname: str, dltb: Path, user: str) -> dict:
+def _ogr2ogr(url: str, folder: Path, port: str, dbname: str, dltb: Path, user: str, postmaster: int | None) -> dict:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
     ogr = shutil.which("ogr2ogr") or sys.exit("ogr2ogr not found: apt-get install gdal-bin")
     cmd = [ogr, "-f", "PostgreSQL", f"PG:host={folder} port={port} dbname={dbname} user={user}", str(dltb),
            "-nln", "dltb", "--config", "PG_USE_COPY", "YES", "-gt", "100000", "-nlt", "PROMOTE_TO_MULTI",
            "-lco", "SPATIAL_INDEX=NONE", "-lco", "GEOMETRY_NAME=geom"]
-    wall, rss, _ = run_timed(cmd, dict(os.environ))
+    server = server_cpu(postmaster)
+    wall, rss, cpu, _ = run_timed(cmd, dict(os.environ))
     t = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE INDEX ON dltb USING gist (geom)")
+        index = time.perf_counter() - t
+        server = server_cpu(postmaster) - server
         n = conn.execute("SELECT count(*) FROM dltb").fetchone()[0]
-    index = time.perf_counter() - t
     total = wall + index
     return {"seconds": round(total, 2), "load_seconds": round(wall, 2), "index_seconds": round(index, 2),
-            "features": n, "features_per_s": round(n / total), "peak_rss_mb": round(rss / 2**20)}
+            "features": n, "features_per_s": round(n / total), "client_cpu_s": round(cpu, 2),
+            "server_cpu_s": round(server, 2), "peak_rss_mb": round(rss / 2**20)}
 
 
 if __name__ == "__main__":
