@@ -16,6 +16,11 @@ import shlex
 import sys
 from pathlib import Path
 
+# numpy's OpenBLAS starts a thread per core that spins for a while after start,
+# about 0.1 s of CPU in an ingest; weipian does no linear algebra worth it.
+# Set before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import click
 import psycopg
 
