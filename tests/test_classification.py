@@ -26,7 +26,7 @@ import shapely
 from shapely.geometry import Polygon
 
 from builders import (
-    CLASSES, NUMERIC_COLUMNS, TOL_M2, CountyBuilder, Expected, Outputs, assert_row,
+    CLASSES, NUMERIC_COLUMNS, TOL_M2, CountyBuilder, Expected, Outputs, assert_row, geodesic_area_m2,
     assert_township_row, expected_township_stats, num, rect, run_county, sub, union,
 )
 
@@ -900,3 +900,34 @@ def test_polygon_across_parts_of_one_township(database_url, run_cli, tmp_path):
     rows, total = expected_township_stats(c, expected)
     assert_township_row(out.township(TOWN), rows[TOWN])
     assert_township_row(out.township(c.code), total)
+
+
+def test_large_farmland_replaced_by_another_of_as_many_blocks_is_subdivided_again(database_url, run_cli, tmp_path):
+    """Farmland blocks of over 128 vertices are measured through their parts (migration
+    0020), kept until the farmland layer changes. The layer replaced by another with the
+    same number of blocks, one large block moved from beside P to over P's left half:
+    the next run measures P against the new parts (half of P is farmland), not the old
+    ones (none of it)."""
+    c = CountyBuilder(tmp_path / "in")
+    c.add_township(TOWN, TOWN_NAME, rect(498000, 3939000, 502000, 3941000))
+    p = rect(500000, 3940000, 500100, 3940100)
+    c.add_landuse("0103", rect(499990, 3939990, 500110, 3940110), 0.0, "旱地")
+    c.add_change(BATCH, jcbh_of(0), p, HSX, "建设用地")
+    beside = shapely.segmentize(rect(500300, 3939900, 500500, 3940200), 5.0)
+    over = shapely.segmentize(rect(499900, 3939900, 500050, 3940200), 5.0)
+    assert len(beside.exterior.coords) > 128 and len(over.exterior.coords) > 128, "test design"
+    c.add_farmland(beside)
+    toml = c.write()
+    run_cli("run", str(toml), "--batch", BATCH, "--out", str(tmp_path / "out1"))
+    first = Outputs.read(tmp_path / "out1").polygons[jcbh_of(0)]
+    assert num(first["farmland_m2"]) == 0
+
+    c.farmland.clear()
+    c.add_farmland(over)
+    c.write()
+    run_cli("run", str(toml), "--batch", BATCH, "--out", str(tmp_path / "out2"))
+    second = Outputs.read(tmp_path / "out2").polygons[jcbh_of(0)]
+    assert num(second["farmland_m2"]) == pytest.approx(geodesic_area_m2(sub(p, 0, 0.5)), abs=0.01)
+    with psycopg.connect(database_url) as conn:
+        parts = conn.execute("SELECT count(*) FROM weipian.farmland_part").fetchone()[0]
+    assert parts >= 2, "the large block is kept as parts"
