@@ -92,6 +92,19 @@ def analyze_stale(conn: psycopg.Connection) -> list[str]:
                   OR n_mod_since_analyze > 0.1 * greatest(n_live_tup, 1000))""",
         (list(READ_TABLES),),
     )]
+    # an ANALYZE rolled back with its caller's transaction leaves the counters
+    # above saying "analysed" and no statistics: then a table that has rows and
+    # no pg_stats is stale too (without them the planner takes a batch for one
+    # row and classifies it serially)
+    for (name,) in conn.execute(
+            """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'weipian' AND c.relname = ANY(%s)
+                 AND NOT EXISTS (SELECT 1 FROM pg_stats s
+                                 WHERE s.schemaname = 'weipian' AND s.tablename = c.relname)""",
+            (list(READ_TABLES),)).fetchall():
+        if name not in stale and conn.execute(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier("weipian", name))).fetchone()[0]:
+            stale.append(name)
     done = []
     for name in stale:
         # another county's ANALYZE of this shared table may hold its lock until that

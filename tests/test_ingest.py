@@ -362,3 +362,20 @@ def test_outside_means_farther_than_the_tolerance_from_the_townships(tmp_path, c
     assert sorted(r[0] for r in conn.execute("SELECT bsm FROM weipian.landuse")) == ["near", "near_bowtie"]
     assert (ch.n_read, ch.n_loaded, ch.n_quarantined) == (2, 1, 1)
     assert conn.execute("SELECT jcbh FROM weipian.change_polygon").fetchall() == [("near",)]
+
+
+def test_a_table_whose_analyze_was_rolled_back_is_analysed_before_classifying(tmp_path, conn):
+    # ANALYZE in a transaction that is rolled back still tells the statistics
+    # counters "analysed"; the statistics themselves are gone with the transaction
+    from pipeline import classify
+
+    change_layer(tmp_path)
+    ingest(conn, load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE)))
+    with conn.transaction(force_rollback=True):
+        conn.execute("ANALYZE weipian.change_polygon")
+    assert conn.execute("SELECT count(*) FROM pg_stats WHERE schemaname = 'weipian'"
+                        " AND tablename = 'change_polygon'").fetchone()[0] == 0
+    assert "change_polygon" in classify.analyze_stale(conn)
+    assert conn.execute("SELECT count(*) FROM pg_stats WHERE schemaname = 'weipian'"
+                        " AND tablename = 'change_polygon'").fetchone()[0] > 0
+    assert "change_polygon" not in classify.analyze_stale(conn)
