@@ -103,7 +103,7 @@ def _key(layer: Layer) -> tuple:
     """The layer as county.toml gives it, and the size and time of each of its files:
     a file written after the digest was started is hashed again."""
     try:
-        stats = tuple((str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files_of(layer))
+        stats = tuple((str(p), st.st_size, st.st_mtime_ns) for p in files_of(layer) for st in [os.stat(p)])
     except OSError:
         stats = ()
     return (layer.kind, str(layer.path), layer.layer, layer.encoding, layer.crs,

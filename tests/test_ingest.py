@@ -117,22 +117,13 @@ def test_digests_started_early_are_the_digests_and_a_file_changed_since_is_hashe
 def test_a_number_that_is_not_a_number_sets_its_parcel_aside(tmp_path, conn):
     # KCXS given as text: a blank is a missing coefficient (0), "abc" is no number at all:
     # that parcel is quarantined with the value named, the others load
-    gpd.GeoDataFrame({"XZQDM": ["140824100"], "XZQMC": ["甲镇"]},
-                     geometry=[box(X0, Y0, X0 + 1000, Y0 + 1000)], crs=CRS).to_file(tmp_path / "xzq.shp")
+    layers = base_layers(tmp_path)  # its landuse file is replaced by these four parcels
+    (tmp_path / "dltb.gpkg").unlink()
     gpd.GeoDataFrame({"BSM": ["1", "2", "3", "4"], "DLBM": ["0103"] * 4, "KCXS": ["0.1", "abc", " ", "15"]},
                      geometry=[box(X0 + 100 * i, Y0, X0 + 100 * i + 50, Y0 + 50) for i in range(4)],
                      crs=CRS).to_file(tmp_path / "dltb.gpkg", layer="DLTB")
     change_layer(tmp_path)
-    county = load_county(write_county(tmp_path, """
-        [[layers]]
-        kind = "township"
-        path = "xzq.shp"
-
-        [[layers]]
-        kind = "landuse"
-        path = "dltb.gpkg"
-        layer = "DLTB"
-        """ + CHANGE))
+    county = load_county(write_county(tmp_path, layers + CHANGE))
     r = ingest(conn, county)[1]
     assert (r.n_read, r.n_loaded, r.n_quarantined) == (4, 3, 1)
     assert r.quarantined == ["  隔离 dltb.gpkg:DLTB 要素 1（BSM 2）：KCXS 'abc' 不是数字，请改为数值或留空"]
