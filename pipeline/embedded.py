@@ -53,6 +53,11 @@ SETTINGS = {
     # Losing the last few hundred ms of commits after a crash is harmless for a
     # rerunnable pipeline; corruption is still prevented (fsync stays on).
     "synchronous_commit": "off",
+    # No replica, no archive: the WAL only has to recover from a crash. Then a
+    # table emptied in the loading transaction (ingest.py, _take_table) is
+    # written without WAL and synced once at commit, instead of written twice.
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
     # Containers often mount a 64 MB /dev/shm, too small for parallel hash joins.
     "dynamic_shared_memory_type": "mmap",
     "log_line_prefix": "'%m [%p] '",

@@ -317,6 +317,9 @@ def _field_map(layer: Layer, source_fields: list[str]) -> dict[str, str | None]:
 def _load(conn, county: County, layer: Layer, digest: str | Future, source: Source, mapping: dict,
           previous) -> LoadReport:
     spec = LAYER_KINDS[layer.kind]
+    # before the previous load's rows go: when they are all the table holds, the
+    # table is emptied at once instead of row by row
+    dropped, emptied = _take_table(conn, spec["table"], source.n or 0, previous[0] if previous else None)
     if previous:
         conn.execute("DELETE FROM weipian.source WHERE id = %s", (previous[0],))
     source_id = conn.execute(
@@ -342,9 +345,8 @@ def _load(conn, county: County, layer: Layer, digest: str | Future, source: Sour
     # The features of each batch go into the layer's table while the next batch is
     # read, except change polygons (a JCBH twice is refused before any is written).
     per_batch = spec["geometry"] and layer.kind != "change"
-    dropped = _drop_indexes(conn, spec["table"], source.n or 0)
     n_read, n_direct = _stream(conn, county, layer, source, mapping, source_id,
-                               geos_here=source.epsg == county.srid, per_batch=per_batch)
+                               geos_here=source.epsg == county.srid, per_batch=per_batch, frozen=emptied)
     conn.execute("UPDATE weipian.source SET n_read = %s, checksum = %s WHERE id = %s",
                  (n_read, _resolved(digest), source_id))
     with _steps(layer, 3) as step:
@@ -405,7 +407,7 @@ def _create_stage(conn, layer: Layer) -> None:
 
 
 def _stream(conn, county: County, layer: Layer, source: Source, mapping: dict, source_id: int,
-            geos_here: bool, per_batch: bool) -> tuple[int, int]:
+            geos_here: bool, per_batch: bool, frozen: bool = False) -> tuple[int, int]:
     """COPY every feature into ``stage`` or its table, batch by batch; return (read, copied directly).
 
     The clean features of a bulk layer (staging.DIRECT_COLUMNS: valid 2D
@@ -423,6 +425,11 @@ def _stream(conn, county: County, layer: Layer, source: Source, mapping: dict, s
     The GEOS check of a feature costs about as much in Python as in PostGIS; it
     is done here (``geos_here``: same CRS, no transformation needed) whenever
     the reader is ahead of the database, so the two share it.
+
+    ``frozen``: the table was emptied in this transaction (_take_table), so the
+    direct COPY writes its rows frozen and all-visible (COPY FREEZE): the first
+    query to read them does not rewrite every page to set hint bits, and VACUUM
+    has nothing to freeze later.
     """
     geometry = LAYER_KINDS[layer.kind]["geometry"]
     names = ["feature_index", "reject", "raw_attrs", *[f.lower() for f in LAYER_KINDS[layer.kind]["fields"]],
@@ -437,9 +444,10 @@ def _stream(conn, county: County, layer: Layer, source: Source, mapping: dict, s
     reproject = staging.transformer(source.epsg, county_srid) if direct and not geos_here else None
     area = _county_geometry(conn) if geometry and (geos_here or direct) else None
     tolerance = county.settings["outside_tolerance_m"]
-    copy_direct = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+    copy_direct = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary{})").format(
         sql.Identifier("weipian", LAYER_KINDS[layer.kind]["table"]),
-        sql.SQL(", ").join(map(sql.Identifier, staging.direct_columns(layer.kind)))) if direct else None
+        sql.SQL(", ").join(map(sql.Identifier, staging.direct_columns(layer.kind))),
+        sql.SQL(", FREEZE" if frozen else "")) if direct else None
     codes = _Codes()
 
     def read(backlog):
@@ -648,8 +656,11 @@ def _trusted_source_id(conn):
             conn.execute("SELECT set_config('session_replication_role', 'origin', true)")
 
 
-def _drop_indexes(conn, table: str, n_new: int) -> list[str]:
-    """Drop the indexes of ``table`` before a large load; return their definitions.
+def _take_table(conn, table: str, n_new: int, replaced: int | None) -> tuple[list[str], bool]:
+    """Before a large load: drop the indexes of ``table``, and empty it when it holds nothing else.
+
+    Returns the definitions of the indexes dropped, and whether the table was
+    emptied. ``replaced``: the source id of the load this one replaces.
 
     A sorted build of the GiST index of 300 000 parcels takes under a second;
     updating it row by row takes about ten times longer (B-trees gain less, but
@@ -658,26 +669,42 @@ def _drop_indexes(conn, table: str, n_new: int) -> list[str]:
     maintaining; indexes behind constraints (the primary key) stay. The drop
     holds an exclusive lock on the table until the ingest commits, and a
     rollback restores the indexes.
+
+    When the table holds no rows but those of the replaced load (the first
+    load of a county's database, or a changed file of the only county), it is
+    emptied with TRUNCATE: a new, empty file for the table in this transaction
+    (a rollback keeps the old one). Its old rows are not deleted one by one,
+    and on a server with ``wal_level = minimal`` (the embedded database) what
+    is loaded into it is not written to the WAL, only synced once at commit
+    (300 000 parcels: 0.2 s less). Like every TRUNCATE, it is not MVCC-safe
+    for a transaction that took its snapshot before this one committed and
+    reads the table only after.
     """
     if n_new < BULK_INDEX_MIN:
-        return []
+        return [], False
     name = f"weipian.{table}"
+    ident = sql.Identifier("weipian", table)
     held = conn.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass",
                         (name,)).fetchone()[0]
-    if n_new < held:
-        return []
-    # DROP INDEX needs this lock, and taking it first means no other county's
-    # load drops these very indexes under us ("cache lookup failed"). Only if it
-    # is free at once: another county reading or loading the table (a province
-    # run) would otherwise wait for this whole ingest while it holds locks this
-    # ingest may need next (a deadlock); then the indexes are kept and maintained.
+    # DROP INDEX and TRUNCATE need this lock, and taking it first means no other
+    # county's load drops these very indexes under us ("cache lookup failed").
+    # Only if it is free at once: another county reading or loading the table (a
+    # province run) would otherwise wait for this whole ingest while it holds
+    # locks this ingest may need next (a deadlock); then the indexes are kept and
+    # maintained, and the table is not emptied.
     try:
         with conn.transaction():
-            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT").format(
-                sql.Identifier("weipian", table)))
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT").format(ident))
     except psycopg.errors.LockNotAvailable:
         log.info("weipian.%s is in use by another session: its indexes are kept during the load", table)
-        return []
+        return [], False
+    emptied = conn.execute(
+        sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {} WHERE source_id IS DISTINCT FROM %s)").format(ident),
+        (replaced,)).fetchone()[0]
+    if emptied:
+        conn.execute(sql.SQL("TRUNCATE {}").format(ident))
+    elif n_new < held:
+        return [], False
     indexes = conn.execute(
         """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
            WHERE i.indrelid = %s::regclass
@@ -685,11 +712,11 @@ def _drop_indexes(conn, table: str, n_new: int) -> list[str]:
         (name,)).fetchall()
     for index, _ in indexes:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(index)))
-    return [definition for _, definition in indexes]
+    return [definition for _, definition in indexes], emptied
 
 
 def _rebuild_indexes(conn, table: str, definitions: list[str]) -> None:
-    """Build the indexes _drop_indexes dropped."""
+    """Build the indexes _take_table dropped."""
     for definition in definitions:
         conn.execute(definition)
 

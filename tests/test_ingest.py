@@ -90,6 +90,59 @@ def test_unchanged_file_is_skipped_and_changed_file_replaces(tmp_path, conn):
     assert count(conn, "source") == 3
 
 
+def test_a_large_load_empties_the_table_only_when_it_holds_nothing_else(tmp_path, conn, monkeypatch):
+    """Every load counts as large here: its table is emptied (TRUNCATE, then COPY FREEZE)
+    when it holds no other rows than those the load replaces, never another county's,
+    and a rollback brings the old rows and the indexes back."""
+    from pipeline import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "BULK_INDEX_MIN", 1)
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_visibility")
+
+    def county(code: str, dlbm: str):
+        folder = tmp_path / code
+        folder.mkdir(exist_ok=True)
+        layers = base_layers(folder) + CHANGE
+        change_layer(folder)
+        gpd.GeoDataFrame({"DLBM": [dlbm, dlbm]}, geometry=[box(X0, Y0, X0 + 500, Y0 + 1000),
+                                                          box(X0 + 500, Y0, X0 + 1000, Y0 + 1000)],
+                         crs=CRS).to_file(folder / "dltb.gpkg", layer="DLTB")
+        toml = write_county(folder, layers)
+        toml.write_text(toml.read_text(encoding="utf-8").replace("140824", code), encoding="utf-8")
+        return load_county(toml)
+
+    def landuse():
+        return sorted(conn.execute("SELECT county_code, dlbm, count(*) FROM weipian.landuse GROUP BY 1, 2"))
+
+    def frozen_pages():
+        return conn.execute("SELECT all_frozen FROM pg_visibility_map_summary('weipian.landuse')").fetchone()[0]
+
+    def indexes():
+        return sorted(r[0] for r in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'weipian' AND tablename = 'landuse'"))
+
+    before = indexes()
+    assert len(before) == 4
+    ingest(conn, county("140824", "0103"))
+    assert landuse() == [("140824", "0103", 2)]
+    assert frozen_pages() == 1, "loaded into the emptied table: frozen"
+
+    ingest(conn, county("140824", "0201"), dry_run=True)  # emptied, then rolled back
+    assert landuse() == [("140824", "0103", 2)]
+    assert indexes() == before
+
+    ingest(conn, county("140824", "0201"))  # changed, and the only rows there: emptied again
+    assert landuse() == [("140824", "0201", 2)]
+    assert frozen_pages() == 1
+
+    ingest(conn, county("140825", "0103"))  # another county: added beside, not emptied
+    assert landuse() == [("140824", "0201", 2), ("140825", "0103", 2)]
+    assert frozen_pages() == 0, "the other county's rows, on the same page, are not frozen"
+    ingest(conn, county("140824", "0301"))  # the first county changes again: the other's rows stay
+    assert landuse() == [("140824", "0301", 2), ("140825", "0103", 2)]
+    assert indexes() == before
+
+
 def test_digests_started_early_are_the_digests_and_a_file_changed_since_is_hashed_again(tmp_path, conn):
     # what the command line does: start hashing when county.toml is read, ingest after
     change_layer(tmp_path)
