@@ -461,9 +461,9 @@ def _stream(conn, county: County, layer: Layer, source: Source, mapping: dict, s
             wkb = batch.wkb if batch.wkb is not None else pa.nulls(batch.n, pa.large_binary())
             work_wkb = wkb
             if direct:
-                clean, outside, work_wkb = staging.geos_flags(wkb, area, tolerance, reproject)
+                clean, outside, work_wkb = staging.geos_flags(wkb, area, tolerance, reproject, batch.geoms)
             elif geometry and geos_here and backlog() > 0:
-                clean, outside, _ = staging.geos_flags(wkb, area, tolerance)
+                clean, outside, _ = staging.geos_flags(wkb, area, tolerance, geoms=batch.geoms)
             else:
                 clean = outside = np.zeros(batch.n, dtype=bool)
             these, rest = (staging.split_direct(layer.kind, batch.start, cols, rejects, work_wkb, clean, outside,

@@ -1,4 +1,4 @@
-"""Checks on a Shapefile's own bytes that GDAL does not make for us.
+"""Checks on a Shapefile's own bytes that GDAL does not make for us, and its polygons read fast.
 
 GDAL reads a DBF without a .cpg as Latin-1, so GBK names come out garbled
 without any error, and it reads a truncated .shp or .dbf as far as it can.
@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable
 
 import numpy as np
+import pyarrow as pa
 
 from pipeline.errors import DataSourceError
 
@@ -256,3 +257,127 @@ def _non_ascii_fields(parts: Parts) -> list[tuple[str, np.ndarray, bytes, int]]:
             joined = np.hstack([cells, np.full((len(cells), 1), ord("\n"), dtype=np.uint8)]).tobytes()
             out.append((name, records, joined, width))
     return out
+
+
+# ------------------------------------------------------------------ polygons read from the .shp
+
+#: Shape type of a 2D polygon (the .shp header's and each record's).
+POLYGON = 5
+#: A record: number and length (8 bytes), shape type (4), box (32), number of
+#: parts (4) and of points (4), the parts' first points (4 each), the points (16 each).
+_HEAD = 56
+#: ISO WKB of a polygon of one ring, little-endian, up to its number of points.
+_WKB_HEAD = b"\x01\x03\x00\x00\x00\x01\x00\x00\x00"
+#: Arrow's binary view: length, first four bytes, buffer, offset.
+_VIEW = np.dtype([("len", "<i4"), ("prefix", "<u4"), ("buf", "<i4"), ("off", "<i4")])
+
+
+def sidecar(path: Path, ext: str) -> Path:
+    """The file beside ``path`` with its stem and the extension ``ext`` in any case (checked to exist)."""
+    return next(p for p in path.parent.glob(path.stem + ".*") if p.stem == path.stem and p.suffix.lower() == ext)
+
+
+def shape_type(path: Path) -> int:
+    """The shape type in the header of the .shp at ``path``."""
+    with open(path, "rb") as f:
+        head = f.read(100)
+    return struct.unpack("<i", head[32:36])[0] if len(head) == 100 else -1
+
+
+class PolygonRecords:
+    """The polygons of a Shapefile read from its own bytes, as GDAL reads them.
+
+    GDAL makes an OGR geometry of every record and writes it out as WKB, which
+    shapely then parses again: for 300 000 parcels of ~44 vertices, 1.3 s of
+    the 1.6 s it takes to read them (attributes alone: 0.4 s). A record of one
+    closed ring, as nearly every parcel is, already holds its points in the
+    order WKB wants them: its WKB is the record with its 56-byte head replaced
+    by the 13 bytes of a WKB head (byte for byte what GDAL writes), and its
+    shapely polygon is made from the points directly (0.5 s in all). Every
+    other record (a null shape, several rings: holes or parts, a ring that is
+    not closed or too short, a record that does not fit its length) is left to
+    GDAL, by FID (a Shapefile's FID is its record number).
+
+    Only for a plain .shp whose header says Polygon (2D): others are read by
+    GDAL whole.
+    """
+
+    def __init__(self, shp: Path, shx: Path, gdal_path: str, gdal_layer: str | None = None):
+        self.shp, self.gdal_path, self.gdal_layer = shp, gdal_path, gdal_layer
+        shx = np.fromfile(shx, dtype=">i4", offset=100)
+        index = shx.reshape(-1, 2).astype(np.int64) * 2   # (offset, content length) in bytes
+        self.offset, self.length = index[:, 0], index[:, 1]
+        self.size = shp.stat().st_size
+
+    def read(self, fids: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        """WKB (large binary, null for no shape) and shapely geometries of the records ``fids``."""
+        import shapely
+
+        fids = np.asarray(fids, dtype=np.int64)
+        n = len(fids)
+        wkb = pa.nulls(n, pa.large_binary())
+        geoms = np.full(n, None, dtype=object)
+        if not n:
+            return wkb, geoms
+        off, length = self.offset[fids], self.length[fids]
+        fits = (off >= 100) & (off + 8 + length <= self.size) & (length >= _HEAD - 8 + 16 * 4)
+        start = int(off[fits].min()) if fits.any() else 0
+        end = int((off + 8 + length)[fits].max()) if fits.any() else 0
+        with open(self.shp, "rb") as f:
+            f.seek(start)
+            buf = np.frombuffer(bytearray(f.read(end - start)), dtype=np.uint8)
+        o = np.where(fits, off - start, 0)
+
+        def int32_at(at: int) -> np.ndarray:
+            return buf[(o + at)[:, None] + np.arange(4)].view("<i4").ravel()
+
+        fast = fits.copy()
+        if fits.any():
+            k = int32_at(48).astype(np.int64)
+            fast &= (int32_at(8) == POLYGON) & (int32_at(44) == 1) & (int32_at(52) == 0)
+            fast &= (k >= 4) & (_HEAD + 16 * k <= 8 + length)
+            ix = np.flatnonzero(fast)
+            first = (o[ix] + _HEAD)[:, None] + np.arange(16)
+            last = (o[ix] + _HEAD + 16 * (k[ix] - 1))[:, None] + np.arange(16)
+            fast[ix[~(buf[first] == buf[last]).all(axis=1)]] = False
+        ix = np.flatnonzero(fast)
+        if len(ix):
+            k = k[ix]
+            at = o[ix]
+            head = np.empty((len(ix), 13), dtype=np.uint8)
+            head[:, :9] = np.frombuffer(_WKB_HEAD, dtype=np.uint8)
+            head[:, 9:] = k.astype("<u4").view(np.uint8).reshape(-1, 4)
+            buf[(at + _HEAD - 13)[:, None] + np.arange(13)] = head
+            data = pa.py_buffer(buf)
+            fast_wkb = _slices(data, at + _HEAD - 13, 13 + 16 * k,
+                               np.frombuffer(_WKB_HEAD[:4], dtype="<u4")[0])
+            points = _slices(data, at + _HEAD, 16 * k, buf[(at + _HEAD)[:, None] + np.arange(4)].view("<u4").ravel())
+            xy = np.frombuffer(points.buffers()[2], dtype="<f8", count=2 * int(k.sum())).reshape(-1, 2)
+            rings = np.zeros(len(ix) + 1, dtype=np.int64)
+            np.cumsum(k, out=rings[1:])
+            geoms[ix] = shapely.from_ragged_array(shapely.GeometryType.POLYGON, xy,
+                                                  (rings, np.arange(len(ix) + 1)))
+        rest = np.flatnonzero(~fast)
+        if len(rest):
+            import pyogrio.raw
+
+            _, _, other, _ = pyogrio.raw.read(self.gdal_path, layer=self.gdal_layer, fids=fids[rest],
+                                              columns=[], read_geometry=True)
+            geoms[rest] = shapely.from_wkb(other, on_invalid="ignore")  # as geos_flags reads WKB
+            other = pa.array(other, type=pa.large_binary())
+        if not len(rest):
+            return fast_wkb, geoms
+        if not len(ix):
+            return other, geoms
+        order = np.empty(n, dtype=np.int64)
+        order[ix] = np.arange(len(ix))
+        order[rest] = len(ix) + np.arange(len(rest))
+        return pa.concat_arrays([fast_wkb, other]).take(pa.array(order)), geoms
+
+
+def _slices(data: pa.Buffer, offsets: np.ndarray, lengths: np.ndarray, prefixes) -> pa.Array:
+    """The byte ranges (``offsets``, ``lengths``) of ``data`` as one large binary array (one copy)."""
+    views = np.zeros(len(offsets), dtype=_VIEW)
+    views["len"], views["off"], views["prefix"] = lengths, offsets, prefixes
+    return pa.Array.from_buffers(pa.binary_view(), len(offsets), [None, pa.py_buffer(views), data]
+                                 ).cast(pa.large_binary())

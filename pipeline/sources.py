@@ -43,6 +43,7 @@ class Batch:
     start: int                 # feature index (0-based, in file order) of the first row
     columns: pd.DataFrame      # source field name → values
     wkb: pa.Array | None       # binary WKB per row (null: no geometry)
+    geoms: object = None       # the same as shapely geometries, when the reader made them (numpy array)
 
     @property
     def n(self) -> int:
@@ -61,6 +62,7 @@ class Source:
     _gdal_path: str | None = None
     _gdal_layer: str | None = None
     _table: pd.DataFrame | None = field(default=None, repr=False)
+    _polygons: shapefile.PolygonRecords | None = field(default=None, repr=False)
 
     def batches(self, size: int = 50_000) -> Iterator[Batch]:
         if self._table is not None:
@@ -69,16 +71,24 @@ class Source:
         geometry = LAYER_KINDS[self.layer.kind]["geometry"]
         kwargs = {"encoding": self.layer.encoding} if self.layer.encoding else {}
         start = 0
+        polygons = self._polygons if geometry else None
         try:
+            # the polygons of a plain Shapefile come from its own bytes (shapefile.PolygonRecords);
+            # GDAL then reads the attributes and each row's FID (its record number)
             with pyogrio.raw.open_arrow(self._gdal_path, layer=self._gdal_layer, batch_size=size,
-                                        read_geometry=geometry, use_pyarrow=True, **kwargs) as (meta, reader):
+                                        read_geometry=geometry and polygons is None,
+                                        return_fids=polygons is not None, use_pyarrow=True,
+                                        **kwargs) as (meta, reader):
                 geom_col = (meta.get("geometry_name") or "wkb_geometry") if geometry else None
                 for rb in reader:
-                    wkb = None
-                    if geom_col is not None and geom_col in rb.schema.names:
+                    wkb = geoms = None
+                    if polygons is not None:
+                        wkb, geoms = polygons.read(rb.column(0).to_numpy())
+                        rb = rb.remove_column(0)
+                    elif geom_col is not None and geom_col in rb.schema.names:
                         wkb = rb.column(geom_col)
                         rb = rb.drop_columns([geom_col])
-                    yield Batch(start, rb.to_pandas(date_as_object=False), wkb)
+                    yield Batch(start, rb.to_pandas(date_as_object=False), wkb, geoms)
                     start += rb.num_rows
         except DataSourceError:
             raise
@@ -186,7 +196,11 @@ def _open_vector(layer: Layer, work_srid: int) -> Source:
         if n:
             crs_check.check_coordinates(layer.label, epsg, info.get("total_bounds"), work_srid, origin)
     fields = [str(f) for f in info["fields"]]
-    return Source(layer, fields, n, epsg, _gdal_path=gdal_path, _gdal_layer=gdal_layer)
+    polygons = None
+    if (parts is not None and epsg is not None and layer.path.suffix.lower() == ".shp"
+            and shapefile.shape_type(layer.path) == shapefile.POLYGON):
+        polygons = shapefile.PolygonRecords(layer.path, shapefile.sidecar(layer.path, ".shx"), gdal_path, gdal_layer)
+    return Source(layer, fields, n, epsg, _gdal_path=gdal_path, _gdal_layer=gdal_layer, _polygons=polygons)
 
 
 def _gdal_path(layer: Layer) -> tuple[str, shapefile.Parts | None]:

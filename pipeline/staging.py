@@ -142,7 +142,7 @@ def transformer(src_epsg: int, work_srid: int):
 
 
 def geos_flags(wkb: pa.Array, county, tolerance_m: float = 0.0,
-               reproject=None) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+               reproject=None, geoms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """(clean, outside, WKB in the working CRS) per feature, checked with GEOS as PostGIS would.
 
     Clean: a valid, non-empty 2D polygon or multipolygon (valid once in the
@@ -151,12 +151,14 @@ def geos_flags(wkb: pa.Array, county, tolerance_m: float = 0.0,
     from it than ``tolerance_m``, the test of weipian.ingest_geometry (migration
     0023). ``reproject``: a function of transformer(); then the WKB returned
     holds the clean features transformed (the others are not used).
+    ``geoms``: the same geometries already made by the reader (then the WKB
+    is not parsed again).
     """
     import shapely
 
     if isinstance(wkb, pa.ChunkedArray):
         wkb = wkb.combine_chunks()
-    g = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False), on_invalid="ignore")
+    g = geoms if geoms is not None else shapely.from_wkb(wkb.to_numpy(zero_copy_only=False), on_invalid="ignore")
     types = shapely.get_type_id(g)
     clean = ((types == 3) | (types == 6)) & ~shapely.is_empty(g)
     clean &= ~shapely.has_z(g) & ~shapely.has_m(g)
