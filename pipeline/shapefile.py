@@ -323,9 +323,10 @@ class PolygonRecords:
         fits = (off >= 100) & (off + 8 + length <= self.size) & (length >= _HEAD - 8 + 16 * 4)
         start = int(off[fits].min()) if fits.any() else 0
         end = int((off + 8 + length)[fits].max()) if fits.any() else 0
+        buf = np.empty(end - start, dtype=np.uint8)
         with open(self.shp, "rb") as f:
             f.seek(start)
-            buf = np.frombuffer(bytearray(f.read(end - start)), dtype=np.uint8)
+            f.readinto(buf)
         o = np.where(fits, off - start, 0)
 
         def int32_at(at: int) -> np.ndarray:
