@@ -101,3 +101,21 @@ def test_the_bench_sized_batch_is_identical(tmp_path):
     write(path, geoms)
     same(path, np.arange(3000))
     same(path, np.arange(1000, 2000))
+
+
+def test_a_record_deleted_in_the_dbf_is_skipped_with_its_shape(tmp_path):
+    """Editors leave deleted records in the .dbf (flag '*') until the file is packed; GDAL skips
+    them, so FIDs jump, and each remaining row must get its own record's polygon."""
+    path = tmp_path / "dltb.shp"
+    write(path, [parcel(i) for i in range(5)])
+    dbf = bytearray(path.with_suffix(".dbf").read_bytes())
+    _, header, record = struct.unpack("<IHH", dbf[4:12])
+    dbf[header + 2 * record] = ord("*")
+    path.with_suffix(".dbf").write_bytes(bytes(dbf))
+    with pyogrio.raw.open_arrow(str(path), read_geometry=False, return_fids=True, use_pyarrow=True) as (_, reader):
+        batch = next(iter(reader))
+    fids, bsm = batch.column(0).to_numpy(), batch.column("BSM").to_pylist()
+    assert list(fids) == [0, 1, 3, 4] and bsm == ["0", "1", "3", "4"]
+    wkb, geoms = records(path).read(fids)
+    assert [shapely.equals_exact(g, parcel(int(b)), tolerance=0) for g, b in zip(geoms, bsm)] == [True] * 4
+    assert wkb.to_pylist() == gdal_wkb(path)
