@@ -315,14 +315,15 @@ class PolygonRecords:
 
         fids = np.asarray(fids, dtype=np.int64)
         n = len(fids)
-        wkb = pa.nulls(n, pa.large_binary())
         geoms = np.full(n, None, dtype=object)
         if not n:
-            return wkb, geoms
+            return pa.nulls(0, pa.large_binary()), geoms
         off, length = self.offset[fids], self.length[fids]
         fits = (off >= 100) & (off + 8 + length <= self.size) & (length >= _HEAD - 8 + 16 * 4)
         start = int(off[fits].min()) if fits.any() else 0
         end = int((off + 8 + length)[fits].max()) if fits.any() else 0
+        if end - start >= 2**31:  # beyond the 32-bit offsets of Arrow's binary views: all to GDAL
+            fits[:], start, end = False, 0, 0
         buf = np.empty(end - start, dtype=np.uint8)
         with open(self.shp, "rb") as f:
             f.seek(start)
