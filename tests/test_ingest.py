@@ -145,6 +145,34 @@ def test_a_large_load_empties_the_table_only_when_it_holds_nothing_else(tmp_path
     assert indexes() == before
 
 
+def test_a_load_into_an_emptied_table_writes_next_to_no_wal(tmp_path, conn, monkeypatch):
+    """Under the embedded database's wal_level = minimal, the rows and indexes of a table
+    emptied in the load's transaction are synced at commit instead of written to the WAL.
+    The WAL the load writes is compared with what the table and its indexes take on disk."""
+    import numpy as np
+    import shapely
+
+    from pipeline import ingest as ingest_module
+
+    assert conn.execute("SHOW wal_level").fetchone()[0] == "minimal"
+    monkeypatch.setattr(ingest_module, "BULK_INDEX_MIN", 1)
+    i = np.arange(20_000)
+    x, y = X0 + (i % 100) * 10.0, Y0 + (i // 100) * 5.0
+    layers = base_layers(tmp_path) + CHANGE
+    change_layer(tmp_path)
+    gpd.GeoDataFrame({"DLBM": ["0103"] * len(i), "BSM": i.astype(str)},
+                     geometry=shapely.buffer(shapely.points(x + 5, y + 2.5), 2.0, quad_segs=4),
+                     crs=CRS).to_file(tmp_path / "dltb.gpkg", layer="DLTB")
+    before = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    ingest(conn, load_county(write_county(tmp_path, layers)))
+    wal, size = conn.execute(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s), pg_total_relation_size('weipian.landuse')",
+        (before,)).fetchone()
+    assert count(conn, "landuse") == 20_000
+    assert size > 2 * 2**20, "larger than wal_skip_threshold: synced at commit, not logged"
+    assert wal < size / 4, f"{wal} bytes of WAL for {size} bytes of table and indexes"
+
+
 def test_digests_started_early_are_the_digests_and_a_file_changed_since_is_hashed_again(tmp_path, conn):
     # what the command line does: start hashing when county.toml is read, ingest after
     change_layer(tmp_path)
