@@ -187,13 +187,11 @@ def _tune_memory() -> None:
     if not gc.get_freeze_count():
         gc.freeze()
     pa.set_memory_pool(pa.system_memory_pool())
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: its own defaults
         libc = ctypes.CDLL(None)
         libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
         libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)  # glibc's largest
         libc.mallopt(_M_MXFAST, 0)
-    except (OSError, AttributeError):  # not glibc: its own defaults
-        pass
 
 
 _M_MXFAST, _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = 1, -1, -3
@@ -372,7 +370,7 @@ def _load(conn, county: County, layer: Layer, digest: str | Future, source: Sour
         step("核对")
         # no ANALYZE here: the classify stage analyses the tables it reads that
         # changed (classify.analyze_stale), and autovacuum the others
-        _rebuild_indexes(conn, spec["table"], dropped)
+        _rebuild_indexes(conn, dropped)
         step("索引")
     return report
 
@@ -728,7 +726,7 @@ def _take_table(conn, table: str, n_new: int, replaced: int | None) -> tuple[lis
     return rebuild + [sql.SQL(definition) for _, definition in indexes], emptied
 
 
-def _rebuild_indexes(conn, table: str, definitions: list[sql.Composable]) -> None:
+def _rebuild_indexes(conn, definitions: list[sql.Composable]) -> None:
     """Build the indexes _take_table dropped."""
     for definition in definitions:
         conn.execute(definition)

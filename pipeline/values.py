@@ -73,11 +73,6 @@ def text(col: pd.Series) -> pd.Series:
     return pd.Series([to_text(v) for v in col], index=col.index, dtype="str")
 
 
-def number(col: pd.Series) -> np.ndarray:
-    """Floats; missing or unreadable values are NaN."""
-    return numbers(col)[0]
-
-
 def numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """``(floats, bad)``: missing values are NaN; ``bad`` marks present values that are not numbers."""
     if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
