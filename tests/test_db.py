@@ -143,6 +143,45 @@ def test_server_runs_as_weipian_when_root(pg_cluster):
     assert pwd.getpwuid(pg_cluster.datadir.stat().st_uid).pw_name == ACCOUNT
 
 
+#: 100 rows, each cutting two circles of 16 000 vertices (256 kB of coordinates each)
+FAULTING_QUERY = """SELECT sum(ST_Area(ST_Intersection(ST_Buffer(ST_Point(i, 0), 10, 4000),
+                                                ST_Buffer(ST_Point(i + 5, 0), 10, 4000))))
+                    FROM generate_series(1, 100) i"""
+
+
+def _page_faults_of_a_second_run(cluster: Cluster) -> int:
+    """Minor page faults of one backend running FAULTING_QUERY, after a first run."""
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    # a new backend: what an earlier statement freed moves glibc's own thresholds
+    with psycopg.connect(cluster.url()) as conn:
+        stat_file = Path(f"/proc/{conn.execute('SELECT pg_backend_pid()').fetchone()[0]}/stat")
+
+        def faults() -> int:
+            return int(stat_file.read_text().rsplit(")", 1)[1].split()[7])  # minflt
+
+        conn.execute(FAULTING_QUERY)
+        before = faults()
+        conn.execute(FAULTING_QUERY)
+        return faults() - before
+
+
+def test_server_backends_keep_freed_memory_for_the_next_row(fresh_cluster, monkeypatch):
+    # MALLOC_TUNABLES: the second run reuses what the first freed, so next to no
+    # page faults (not one per row)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    fresh_cluster.down()
+    fresh_cluster.up()
+    assert _page_faults_of_a_second_run(fresh_cluster) < 100
+    # the caller's own settings come last and win: glibc's defaults of 128 kB
+    # made fixed, every buffer is mapped and unmapped again, dozens of faults per row
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072"
+                                         ":glibc.malloc.top_pad=131072")
+    fresh_cluster.down()
+    fresh_cluster.up()
+    assert _page_faults_of_a_second_run(fresh_cluster) > 2000
+
+
 def test_postgis_extension_can_be_created(database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION postgis")
