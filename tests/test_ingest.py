@@ -90,6 +90,21 @@ def test_unchanged_file_is_skipped_and_changed_file_replaces(tmp_path, conn):
     assert count(conn, "source") == 3
 
 
+def test_change_polygons_are_stored_neighbours_together_not_in_file_order(tmp_path, conn):
+    # two groups of five, 900 m apart, alternating in the file; the classification
+    # takes polygons in table order, and neighbours in a row find the same parcels
+    # in cache: each group is stored in one run (PostGIS's geometry sort)
+    west = [box(X0 + 20 + 3 * i, Y0 + 20, X0 + 22 + 3 * i, Y0 + 22) for i in range(5)]
+    east = [box(X0 + 920 + 3 * i, Y0 + 920, X0 + 922 + 3 * i, Y0 + 922) for i in range(5)]
+    geoms = [g for pair in zip(west, east) for g in pair]
+    change_layer(tmp_path, JCBH=[f"{'W' if i % 2 == 0 else 'E'}{i}" for i in range(10)],
+                 HSX=["20220601"] * 10, BHLX=["建设用地"] * 10, geometry=geoms)
+    ingest(conn, load_county(write_county(tmp_path, base_layers(tmp_path) + CHANGE)))
+    order = [r[0][0] for r in conn.execute("SELECT jcbh FROM weipian.change_polygon ORDER BY ctid")]
+    assert sorted(order) == ["E"] * 5 + ["W"] * 5
+    assert sum(a != b for a, b in zip(order, order[1:])) == 1, order
+
+
 def test_a_large_load_empties_the_table_only_when_it_holds_nothing_else(tmp_path, conn, monkeypatch):
     """Every load counts as large here: its table is emptied (TRUNCATE, then COPY FREEZE)
     when it holds no other rows than those the load replaces, never another county's,
