@@ -15,10 +15,11 @@ stays flat however large the layer.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyogrio
@@ -41,13 +42,25 @@ class Batch:
     """Consecutive features: their source attributes, and WKB geometry when the layer has any."""
 
     start: int                 # feature index (0-based, in file order) of the first row
-    columns: pd.DataFrame      # source field name → values
+    columns: pd.DataFrame      # source field name → values (those asked for)
     wkb: pa.Array | None       # binary WKB per row (null: no geometry)
     geoms: object = None       # the same as shapely geometries, when the reader made them (numpy array)
+    every_field: Callable[[list[int]], pd.DataFrame] | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
         return len(self.columns)
+
+    def all_fields(self, rows: list[int]) -> pd.DataFrame:
+        """Every field of the file for these rows (positions in the batch), in their order.
+
+        A batch read with only some fields (Source.batches' ``fields``) reads the
+        rest again for just these rows: those of a feature set aside, which the
+        quarantine keeps whole.
+        """
+        if self.every_field is None:
+            return self.columns.iloc[rows].reset_index(drop=True)
+        return self.every_field(rows)
 
 
 @dataclass
@@ -64,7 +77,13 @@ class Source:
     _table: pd.DataFrame | None = field(default=None, repr=False)
     _polygons: shapefile.PolygonRecords | None = field(default=None, repr=False)
 
-    def batches(self, size: int = 50_000) -> Iterator[Batch]:
+    def batches(self, size: int = 50_000, fields: list[str] | None = None) -> Iterator[Batch]:
+        """The features in batches of ``size``; with ``fields``, only those fields are read.
+
+        A DLTB of 三调 carries some 30 fields, of which the pipeline uses 8: GDAL
+        then converts only those (the rest of a row set aside is read again by
+        its FID, Batch.all_fields).
+        """
         if self._table is not None:
             yield Batch(0, self._table, None)
             return
@@ -72,23 +91,27 @@ class Source:
         kwargs = {"encoding": self.layer.encoding} if self.layer.encoding else {}
         start = 0
         polygons = self._polygons if geometry else None
+        some = fields is not None and set(fields) != set(self.fields)
         try:
             # the polygons of a plain Shapefile come from its own bytes (shapefile.PolygonRecords);
             # GDAL then reads the attributes and each row's FID (its record number)
             with pyogrio.raw.open_arrow(self._gdal_path, layer=self._gdal_layer, batch_size=size,
                                         read_geometry=geometry and polygons is None,
-                                        return_fids=polygons is not None, use_pyarrow=True,
-                                        **kwargs) as (meta, reader):
+                                        return_fids=polygons is not None or some, use_pyarrow=True,
+                                        columns=fields if some else None, **kwargs) as (meta, reader):
                 geom_col = (meta.get("geometry_name") or "wkb_geometry") if geometry else None
                 for rb in reader:
-                    wkb = geoms = None
-                    if polygons is not None:
-                        wkb, geoms = polygons.read(rb.column(0).to_numpy())
+                    wkb = geoms = fids = None
+                    if polygons is not None or some:
+                        fids = rb.column(0).to_numpy()
                         rb = rb.remove_column(0)
+                    if polygons is not None:
+                        wkb, geoms = polygons.read(fids)
                     elif geom_col is not None and geom_col in rb.schema.names:
                         wkb = rb.column(geom_col)
                         rb = rb.drop_columns([geom_col])
-                    yield Batch(start, rb.to_pandas(date_as_object=False), wkb, geoms)
+                    every = (lambda rows, f=fids: self._fields_of(f[rows])) if some else None
+                    yield Batch(start, rb.to_pandas(date_as_object=False), wkb, geoms, every)
                     start += rb.num_rows
         except DataSourceError:
             raise
@@ -96,6 +119,13 @@ class Source:
             raise DataSourceError(
                 f"{self.layer.label}: 读取第 {start + 1} 个要素附近时出错（{_one_line(e)}）；"
                 "文件可能损坏或不完整，请重新复制或导出该图层") from None
+
+    def _fields_of(self, fids: np.ndarray) -> pd.DataFrame:
+        """Every field of the features with these FIDs, in that order."""
+        kwargs = {"encoding": self.layer.encoding} if self.layer.encoding else {}
+        df = pyogrio.read_dataframe(self._gdal_path, layer=self._gdal_layer, fids=fids, read_geometry=False,
+                                    fid_as_index=True, **kwargs)
+        return pd.DataFrame(df).loc[fids].reset_index(drop=True)
 
 
 def open_source(layer: Layer, work_srid: int) -> Source:

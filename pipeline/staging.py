@@ -89,9 +89,12 @@ def parse_batch(layer: Layer, mapping: dict, batch: Batch, excel: bool) -> tuple
     for i, rs in reasons.items():
         rows[i] = "；".join(rs)
     attrs = [None] * n
-    for i in reasons:
-        attrs[i] = json.dumps({k: V.to_text(batch.columns[k].iloc[i]) for k in batch.columns},
-                              ensure_ascii=False)
+    if reasons:
+        # a feature set aside keeps every field of the file, read or not
+        set_aside = sorted(reasons)
+        every = batch.all_fields(set_aside)
+        for pos, i in enumerate(set_aside):
+            attrs[i] = json.dumps({k: V.to_text(every[k].iloc[pos]) for k in every.columns}, ensure_ascii=False)
     return cols, [rows, attrs]
 
 

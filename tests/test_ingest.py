@@ -228,6 +228,34 @@ def test_a_number_that_is_not_a_number_sets_its_parcel_aside(tmp_path, conn):
     assert dict(conn.execute("SELECT bsm, kcxs FROM weipian.landuse").fetchall()) == {"1": 0.1, "3": 0.0, "4": 0.15}
 
 
+@pytest.mark.parametrize("name", ["dltb.shp", "dltb.gpkg"])
+def test_a_parcel_set_aside_keeps_the_fields_the_pipeline_does_not_read(tmp_path, conn, monkeypatch, name):
+    # only the mapped fields are read in bulk; a parcel set aside is quarantined with
+    # every field of the file, read again by its FID (0-based in a Shapefile, from 1
+    # in a GeoPackage), here in batches of two so that the two bad parcels lie in
+    # different batches
+    monkeypatch.setattr("pipeline.ingest.BATCH_SIZE", 2)
+    layers = base_layers(tmp_path)
+    (tmp_path / "dltb.gpkg").unlink()
+    path = tmp_path / name
+    gpd.GeoDataFrame({"BSM": ["1", "2", "3", "4", "5"], "DLBM": ["0103"] * 5,
+                      "KCXS": ["0.1", "abc", "0.2", "x", "0.3"],
+                      "QSDWMC": ["甲村", "乙村民委员会", "丙村", "丁村", "戊村"],
+                      "GDDB": [1, 7, 3, 9, 5], "BZ": [None, "二号", None, None, "五号"]},
+                     geometry=[box(X0 + 100 * i, Y0, X0 + 100 * i + 50, Y0 + 50) for i in range(5)],
+                     crs=CRS).to_file(path, **({"layer": "DLTB"} if name.endswith(".gpkg") else {"encoding": "UTF-8"}))
+    change_layer(tmp_path)
+    county = load_county(write_county(tmp_path, layers.replace('path = "dltb.gpkg"', f'path = "{name}"') + CHANGE))
+    r = ingest(conn, county)[1]
+    assert (r.n_read, r.n_loaded, r.n_quarantined) == (5, 3, 2)
+    assert dict(conn.execute("SELECT bsm, kcxs FROM weipian.landuse").fetchall()) == {"1": 0.1, "3": 0.2, "5": 0.3}
+    kept = [row[0] for row in conn.execute("SELECT attributes FROM weipian.quarantine ORDER BY feature_index")]
+    assert kept == [
+        {"BSM": "2", "DLBM": "0103", "KCXS": "abc", "QSDWMC": "乙村民委员会", "GDDB": "7", "BZ": "二号"},
+        {"BSM": "4", "DLBM": "0103", "KCXS": "x", "QSDWMC": "丁村", "GDDB": "9", "BZ": None},
+    ]
+
+
 def test_field_mapping_case_and_constant_pzlx(tmp_path, conn):
     change_layer(tmp_path)
     gpd.GeoDataFrame({"wh": ["临〔2022〕1号"], "RiQi": ["2022/3/5"], "yxq": [20230101]},
