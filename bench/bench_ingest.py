@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Ingest benchmark: `weipian ingest` beside ogr2ogr on the same DLTB, in one run.
 
-    python bench/bench_ingest.py [--parcels 300000] [--rounds 3] [--keep]
+    python bench/bench_ingest.py [--parcels 300000] [--fields standard|used] [--rounds 3] [--keep]
 
-1. Generates (once; cached in bench/out/county<N>/) a DLTB of N Voronoi parcels
-   with tens of vertices each (bench/generate_parcels.py).
+1. Generates (once; cached in bench/out/county<N>k_<fields>/) a DLTB of N
+   Voronoi parcels with tens of vertices each (bench/generate_parcels.py), with
+   the 30 fields of a 三调 DLTB (``--fields standard``, the default: what a
+   county is given) or only the 8 weipian reads (``--fields used``: ogr2ogr then
+   loads no more than weipian).
 2. Starts a throwaway PostGIS cluster in a temporary folder (the embedded
    cluster of weipian, same settings), with one database per contender.
 3. Times, each from a cold process:
@@ -38,6 +41,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pyogrio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,12 +94,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3,
                     help="runs of each contender, alternating; medians are reported (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the database cluster (prints its folder)")
+    ap.add_argument("--fields", choices=["standard", "used"], default="standard",
+                    help="the DLTB's fields: the 30 of a 三调 DLTB (default), or only the 8 weipian reads")
+    ap.add_argument("--data", type=Path, help="a folder of county.toml and DLTB.shp to load instead of the generated one")
     args = ap.parse_args()
 
-    data = ROOT / "bench" / "out" / f"county{args.parcels // 1000}k"
-    if not (data / "county.toml").is_file():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "generate_parcels.py"),
-                        "--parcels", str(args.parcels), "--out", str(data)], check=True)
+    data = (args.data.resolve() if args.data
+            else ROOT / "bench" / "out" / f"county{args.parcels // 1000}k_{args.fields}")
+    if not args.data and not (data / "county.toml").is_file():
+        subprocess.run([sys.executable, str(ROOT / "bench" / "generate_parcels.py"), "--parcels", str(args.parcels),
+                        "--fields", args.fields, "--out", str(data)], check=True)
     dltb = data / "DLTB.shp"
     for p in data.glob("DLTB.*"):  # warm the page cache for both contenders alike
         with open(p, "rb") as f:
@@ -128,7 +136,8 @@ def main() -> None:
             cluster.down()
             shutil.rmtree(folder, ignore_errors=True)
 
-    results: dict = {"parcels": args.parcels, "file": str(dltb.relative_to(ROOT)), "rounds": args.rounds}
+    results: dict = {"parcels": runs["weipian"][0]["features"], "file": str(dltb), "rounds": args.rounds,
+                     "fields": len(pyogrio.read_info(dltb)["fields"])}
     for who, rs in runs.items():
         med = sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2]
         cpu = sorted(r["client_cpu_s"] + r["server_cpu_s"] for r in rs)[len(rs) // 2]
@@ -141,14 +150,15 @@ def main() -> None:
                                                       / results["weipian"]["median_cpu_s"], 2)
 
     w, o = results["weipian"], results["ogr2ogr"]
-    print(f"\ningest of {dltb.name}, {args.parcels} parcels (median of {args.rounds} runs each)")
+    print(f"\ningest of {dltb}, {results['parcels']} parcels of {results['fields']} fields "
+          f"(median of {args.rounds} runs each)")
     print(f"  weipian ingest : {w['seconds']:7.2f} s  {w['features_per_s']:>8} features/s  peak RSS {w['peak_rss_mb']} MB")
     print(f"  ogr2ogr + index: {o['seconds']:7.2f} s  {o['features_per_s']:>8} features/s  peak RSS {o['peak_rss_mb']} MB"
           f"  (load {o['load_seconds']} s, index {o['index_seconds']} s)")
     print(f"  ratio weipian / ogr2ogr: {ratio:.2f}× ({'at least as fast' if ratio >= 1 else 'slower'})")
     print(f"  CPU seconds, client + server (median): weipian {w['median_cpu_s']:.2f}, ogr2ogr {o['median_cpu_s']:.2f}"
           f" ({results['cpu_ratio_ogr2ogr_over_weipian']:.2f}×)")
-    out = ROOT / "bench" / "out" / "ingest.json"
+    out = ROOT / "bench" / "out" / ("ingest.json" if args.fields == "standard" or args.data else "ingest_used.json")
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"  written to {out.relative_to(ROOT)}")
 

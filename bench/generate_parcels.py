@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate a large synthetic 地类图斑 (DLTB) layer for the ingest benchmark.
 
-    python bench/generate_parcels.py --parcels 300000 --out bench/out/county300k
+    python bench/generate_parcels.py --parcels 300000 [--fields standard|used] --out bench/out/county300k_standard
 
 Writes, in EPSG:4546 (CGCS2000 3-degree Gauss-Kruger, CM 111E):
 
@@ -9,8 +9,12 @@ Writes, in EPSG:4546 (CGCS2000 3-degree Gauss-Kruger, CM 111E):
   parcel is a Voronoi cell whose edges are split every few metres and then bent
   by a smooth displacement field (the same field for every parcel, so
   neighbours keep sharing their edges): realistic parcels of a few tens of
-  vertices, not squares.  Attributes as 三调 delivers them (BSM, DLBM, DLMC,
-  ZLDWDM, TBMJ, KCXS, KCMJ, TBDLMJ), DLBM as text.
+  vertices, not squares.  Attributes as a 三调 DLTB export carries them: the
+  30 fields of the database standard (BSM, YSDM, TBYBH, TBBH, DLBM, DLMC, QSXZ,
+  QSDWDM, QSDWMC, ZLDWDM, ZLDWMC, TBMJ, KCDLBM, KCXS, KCMJ, TBDLMJ, GDLX,
+  GDPDJB, XZDWKD, TBXHDM, TBXHMC, ZZSXDM, ZZSXMC, GDDB, FRDBS, CZCSXM, SJNF,
+  MSSM, HDMC, BZ) at their widths (names 254 characters wide, the most a .dbf allows), DLBM as text;
+  weipian reads 8 of them.  ``--fields used`` writes only those 8.
 - ``XZQ.shp``: one township covering the square; ``JCTB.shp``: a few change
   polygons; ``county.toml`` listing the three (county.toml needs a township and
   a change layer besides the landuse layer).
@@ -67,7 +71,23 @@ def parcels(n: int, seed: int) -> tuple[np.ndarray, float]:
     return cells, side
 
 
-def attributes(rng: np.random.Generator, cells: np.ndarray) -> pd.DataFrame:
+#: The fields of a 三调 DLTB and their Shapefile types (widths as a 三调 export has them).
+STANDARD_FIELDS = {
+    "BSM": "character(18)", "YSDM": "character(10)", "TBYBH": "character(18)", "TBBH": "character(8)",
+    "DLBM": "character(5)", "DLMC": "character(60)", "QSXZ": "character(2)", "QSDWDM": "character(19)",
+    "QSDWMC": "character(254)", "ZLDWDM": "character(19)", "ZLDWMC": "character(254)",
+    "TBMJ": "numeric(15,2)", "KCDLBM": "character(5)", "KCXS": "numeric(6,4)", "KCMJ": "numeric(15,2)",
+    "TBDLMJ": "numeric(15,2)", "GDLX": "character(2)", "GDPDJB": "character(2)", "XZDWKD": "numeric(5,1)",
+    "TBXHDM": "character(6)", "TBXHMC": "character(20)", "ZZSXDM": "character(6)", "ZZSXMC": "character(20)",
+    "GDDB": "integer(2)", "FRDBS": "character(1)", "CZCSXM": "character(4)", "SJNF": "integer(4)",
+    "MSSM": "character(2)", "HDMC": "character(100)", "BZ": "character(254)",
+}
+#: The fields weipian reads (schemas/layers.toml, landuse).
+USED_FIELDS = ["BSM", "DLBM", "DLMC", "ZLDWDM", "TBMJ", "KCXS", "KCMJ", "TBDLMJ"]
+VILLAGES = ["东关", "西关", "南坪", "北岭", "上庄", "下庄", "王家", "李家", "张家", "赵家"]
+
+
+def attributes(rng: np.random.Generator, cells: np.ndarray, fields: str = "standard") -> pd.DataFrame:
     n = len(cells)
     weights = np.array([c[2] for c in CLASSES], dtype=float)
     pick = rng.choice(len(CLASSES), size=n, p=weights / weights.sum())
@@ -77,24 +97,61 @@ def attributes(rng: np.random.Generator, cells: np.ndarray) -> pd.DataFrame:
     tbmj = np.round(shapely.area(cells), 2)
     kcmj = np.round(tbmj * kcxs, 2)
     village = rng.integers(1, 300, size=n)
-    return pd.DataFrame({
+    zldwdm = [f"140824{100 + v // 30:03d}{v:03d}0000000"[:19] for v in village]
+    df = pd.DataFrame({
         "BSM": [f"1408242{i:011d}" for i in range(n)],
         "DLBM": dlbm,
         "DLMC": dlmc,
-        "ZLDWDM": [f"140824{100 + v // 30:03d}{v:03d}0000000"[:19] for v in village],
+        "ZLDWDM": zldwdm,
         "TBMJ": tbmj,
         "KCXS": kcxs,
         "KCMJ": kcmj,
         "TBDLMJ": np.round(tbmj - kcmj, 2),
     })
+    if fields == "used":
+        return df
+    cultivated = kcxs > 0
+    names = np.array([f"{VILLAGES[v % 10]}村民委员会" for v in range(10)], dtype=object)[village % 10]
+    df = df.assign(
+        YSDM="2001010100", TBYBH=[f"{i:08d}" for i in range(n)], TBBH=[str(i % 9999 + 1) for i in range(n)],
+        QSXZ=rng.choice(["10", "20", "30"], n), QSDWDM=zldwdm, QSDWMC=names, ZLDWMC=names,
+        KCDLBM=np.where(cultivated, "1203", None), GDLX=np.where(cultivated, "TT", None),
+        GDPDJB=np.where(cultivated, rng.choice(["1", "2", "3"], n), None), XZDWKD=0.0,
+        TBXHDM=None, TBXHMC=None, ZZSXDM=np.where(cultivated, "LS", None),
+        ZZSXMC=np.where(cultivated, "粮食作物", None), GDDB=np.where(cultivated, rng.integers(1, 15, n), 0),
+        FRDBS="0", CZCSXM=np.where(np.isin(dlbm, ["0702", "0601", "05H1", "08H2"]), "203", None),
+        SJNF=2019, MSSM="00", HDMC=None, BZ=None)
+    return df[list(STANDARD_FIELDS)]
 
 
-def write(out: Path, n: int, seed: int) -> None:
+def write_standard_widths(tmp: Path, path: Path) -> None:
+    """Copy the Shapefile ``tmp`` to ``path`` with each field at its 三调 width (GDAL's ogr2ogr)."""
+    import shutil
+    import subprocess
+
+    ogr = shutil.which("ogr2ogr") or sys.exit("ogr2ogr not found: apt-get install gdal-bin")
+    select = ", ".join(f"CAST({f} AS {t}) AS {f}" for f, t in STANDARD_FIELDS.items())
+    subprocess.run([ogr, "-f", "ESRI Shapefile", str(path), str(tmp), "-lco", "ENCODING=UTF-8",
+                    "-sql", f"SELECT {select} FROM {tmp.stem}"], check=True)
+
+
+def write(out: Path, n: int, seed: int, fields: str = "standard") -> None:
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     cells, side = parcels(n, seed)
-    df = attributes(np.random.default_rng(seed + 1), cells)
-    pyogrio.write_dataframe(_gdf(df, cells), out / "DLTB.shp", encoding="UTF-8")
+    df = attributes(np.random.default_rng(seed + 1), cells, fields)
+    if fields == "used":
+        pyogrio.write_dataframe(_gdf(df, cells), out / "DLTB.shp", encoding="UTF-8")
+    else:
+        tmp = out / "tmp_dltb"
+        tmp.mkdir(exist_ok=True)
+        pyogrio.write_dataframe(_gdf(df, cells), tmp / "DLTB.shp", encoding="UTF-8")
+        for old in out.glob("DLTB.*"):
+            old.unlink()
+        write_standard_widths(tmp / "DLTB.shp", out / "DLTB.shp")
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
     nv = shapely.get_num_coordinates(cells)
     print(f"DLTB.shp: {len(cells)} parcels, vertices per parcel: mean {nv.mean():.1f}, "
           f"median {np.median(nv):.0f}, max {nv.max()} ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
@@ -125,10 +182,12 @@ def _gdf(df: pd.DataFrame, geoms):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parcels", type=int, default=300_000)
-    ap.add_argument("--out", type=Path, default=Path("bench/out/county300k"))
+    ap.add_argument("--out", type=Path, default=Path("bench/out/county300k_standard"))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--fields", choices=["standard", "used"], default="standard",
+                    help="the 30 fields of a 三调 DLTB (default), or only the 8 weipian reads")
     args = ap.parse_args()
-    write(args.out, args.parcels, args.seed)
+    write(args.out, args.parcels, args.seed, args.fields)
 
 
 if __name__ == "__main__":
