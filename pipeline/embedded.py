@@ -58,6 +58,12 @@ SETTINGS = {
     # written without WAL and synced once at commit, instead of written twice.
     "wal_level": "minimal",
     "max_wal_senders": "0",
+    # PostGIS loaded once by the postmaster, so that a new backend or parallel
+    # worker does not load and link it (with GEOS and PROJ) on its first
+    # geometry: 1 ms for its first ST_Area instead of 10-13 ms, 10 ms instead of
+    # 26 for its first ST_Transform; a classification starts two workers and
+    # every command a new connection.
+    "shared_preload_libraries": "'postgis-3'",
     # Containers often mount a 64 MB /dev/shm, too small for parallel hash joins.
     "dynamic_shared_memory_type": "mmap",
     "log_line_prefix": "'%m [%p] '",

@@ -182,6 +182,14 @@ def test_server_backends_keep_freed_memory_for_the_next_row(fresh_cluster, monke
     assert _page_faults_of_a_second_run(fresh_cluster) > 2000
 
 
+def test_a_new_backend_has_postgis_loaded_before_its_first_geometry(pg_cluster):
+    # loaded by the postmaster (shared_preload_libraries), not by each backend and
+    # parallel worker on its first geometry
+    with psycopg.connect(pg_cluster.url()) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        assert "/postgis-3.so" in Path(f"/proc/{pid}/maps").read_text()
+
+
 def test_postgis_extension_can_be_created(database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION postgis")
