@@ -454,7 +454,7 @@ def _stream(conn, county: County, layer: Layer, source: Source, mapping: dict, s
 
     def read(backlog):
         # only the fields the pipeline uses (the rest of a feature set aside is read again)
-        yield from source.batches(BATCH_SIZE, fields=[f for f in mapping.values() if f])
+        yield from source.batches(BATCH_SIZE, fields=list(dict.fromkeys(f for f in mapping.values() if f)))
 
     def prepared(backlog):
         # GDAL reads the next batches in a thread of its own while this one
