@@ -12,8 +12,10 @@
 4. Classification side by side, from the same loaded layers: weipian's
    classify stage (parallel, and on one core), the geopandas baseline
    (bench/baseline_geopandas.py) and the DuckDB baseline
-   (bench/baseline_duckdb.py); ratios; the areas compared per class and per
-   polygon (bench/layers.py: compare).
+   (bench/baseline_duckdb.py), once autovacuum is done with the fresh load,
+   in rounds of one run each (--repeat rounds, the fastest run of each
+   counting); ratios; the areas compared per class and per polygon
+   (bench/layers.py: compare).
 5. What each technique buys: the naive SQL (one union of each whole layer,
    bench/naive_sql/) and the first version of the classification SQL (git
    history), against the current one, on clones of the loaded database.
@@ -174,20 +176,46 @@ def best(runs: list[dict], key: str) -> dict:
     return top
 
 
+def quiet(url: str, limit_s: float = 120) -> float:
+    """Wait until no autovacuum worker is busy (a fresh load sets them off); return the seconds waited.
+
+    Their VACUUM / ANALYZE of the tables just written would take a core from
+    whichever contender ran first.
+    """
+    t = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.perf_counter() - t < limit_s and conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'").fetchone()[0]:
+            time.sleep(0.5)
+    return round(time.perf_counter() - t, 1)
+
+
 def side_by_side(cluster, url: str, county, batch: str, timeout: float, repeat: int) -> dict:
+    """Each contender `repeat` times, in rounds (one run of each per round), the fastest counting.
+
+    In rounds rather than one contender after the other, so that a slow spell of
+    the shared machine falls on all of them alike.
+    """
     n = len(results_frame(url, county.code, batch))
-    res = {"polygons": n, "repeat": repeat}
-    log("  weipian classify (parallel)")
-    res["weipian"] = best([ours(cluster, url, county, batch, None) for _ in range(repeat)], "wall_s")
-    mine = results_frame(url, county.code, batch)
-    log("  weipian classify (one core)")
-    res["weipian_one_core"] = best([ours(cluster, url, county, batch, "0") for _ in range(repeat)], "wall_s")
-    for name, script in (("geopandas", "baseline_geopandas.py"), ("duckdb", "baseline_duckdb.py")):
-        log(f"  {name} baseline")
-        csv = OUT / f"results_{name}.csv"
-        r = best([baseline(cluster, url, script, county, batch, csv, timeout) for _ in range(repeat)], "classify_s")
+    res = {"polygons": n, "repeat": repeat, "waited_for_autovacuum_s": quiet(url)}
+    baselines = (("geopandas", "baseline_geopandas.py"), ("duckdb", "baseline_duckdb.py"))
+    runs: dict[str, list[dict]] = {k: [] for k in ("weipian", "weipian_one_core", *dict(baselines))}
+    mine = None
+    for i in range(repeat):
+        log(f"  round {i + 1} of {repeat}: weipian classify (parallel, one core), geopandas, duckdb")
+        runs["weipian"].append(ours(cluster, url, county, batch, None))
+        if mine is None:
+            mine = results_frame(url, county.code, batch)
+        runs["weipian_one_core"].append(ours(cluster, url, county, batch, "0"))
+        for name, script in baselines:
+            runs[name].append(baseline(cluster, url, script, county, batch, OUT / f"results_{name}.csv", timeout))
+    res["weipian"] = best(runs["weipian"], "wall_s")
+    res["weipian_one_core"] = best(runs["weipian_one_core"], "wall_s")
+    for name, _ in baselines:
+        r = best(runs[name], "classify_s")
         if "classify_s" in r:
-            r["same_areas"] = compare(mine, pd.read_csv(csv, dtype={"xzqdm": str}), *TOLERANCE)
+            r["same_areas"] = compare(mine, pd.read_csv(OUT / f"results_{name}.csv", dtype={"xzqdm": str}),
+                                      *TOLERANCE)
             r["weipian_speedup"] = round(r["classify_s"] / res["weipian"]["wall_s"], 2)
         res[name] = r
     for v in ("weipian", "weipian_one_core"):
