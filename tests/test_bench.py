@@ -74,6 +74,27 @@ def test_province_counties_have_their_own_folders_and_codes(tmp_path):
         or b[3].max() < a[1].min()  # side by side, not on top of each other
 
 
+def test_ingest_bench_dltb_has_the_30_fields_of_sandiao_and_loads_whole(tmp_path, run_cli, database_url):
+    # bench/generate_parcels.py: the DLTB a county is given (30 fields at their widths),
+    # of which weipian reads 8; every parcel loads, with the values it reads
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate_parcels.py"), "--parcels", "500",
+                    "--out", str(tmp_path)], check=True, capture_output=True)
+    info = pyogrio.read_info(tmp_path / "DLTB.shp")
+    assert len(info["fields"]) == 30 and info["encoding"] == "UTF-8"
+    with open(tmp_path / "DLTB.dbf", "rb") as f:
+        assert int.from_bytes(f.read(12)[10:12], "little") == 1152  # bytes a record, as a 三调 export
+    source = pyogrio.read_dataframe(tmp_path / "DLTB.shp", read_geometry=False)
+    run_cli("ingest", tmp_path / "county.toml")
+    with psycopg.connect(database_url) as conn:
+        loaded = pd.DataFrame(conn.execute("SELECT bsm, dlbm_source, kcxs, tbmj FROM weipian.landuse").fetchall(),
+                              columns=["BSM", "DLBM", "KCXS", "TBMJ"])
+    assert len(loaded) == 500
+    both = source[["BSM", "DLBM", "KCXS", "TBMJ"]].merge(loaded, on="BSM", suffixes=("", "_db"))
+    assert len(both) == 500
+    assert (both.DLBM == both.DLBM_db).all()
+    assert np.allclose(both.KCXS, both.KCXS_db) and np.allclose(both.TBMJ, both.TBMJ_db)
+
+
 @pytest.fixture(scope="module")
 def classified(county, pg_cluster, migrated_template):
     name = f"bench_{uuid.uuid4().hex[:8]}"
