@@ -274,14 +274,9 @@ _WKB_HEAD = b"\x01\x03\x00\x00\x00\x01\x00\x00\x00"
 _VIEW = np.dtype([("len", "<i4"), ("prefix", "<u4"), ("buf", "<i4"), ("off", "<i4")])
 
 
-def sidecar(path: Path, ext: str) -> Path:
-    """The file beside ``path`` with its stem and the extension ``ext`` in any case (checked to exist)."""
-    return next(p for p in path.parent.glob(path.stem + ".*") if p.stem == path.stem and p.suffix.lower() == ext)
-
-
-def shape_type(path: Path) -> int:
-    """The shape type in the header of the .shp at ``path``."""
-    with open(path, "rb") as f:
+def shape_type(parts: Parts) -> int:
+    """The shape type in the header of the .shp."""
+    with parts.open[".shp"]() as f:
         head = f.read(100)
     return struct.unpack("<i", head[32:36])[0] if len(head) == 100 else -1
 
@@ -304,12 +299,13 @@ class PolygonRecords:
     GDAL whole.
     """
 
-    def __init__(self, shp: Path, shx: Path, gdal_path: str, gdal_layer: str | None = None):
-        self.shp, self.gdal_path, self.gdal_layer = shp, gdal_path, gdal_layer
-        shx = np.fromfile(shx, dtype=">i4", offset=100)
+    def __init__(self, parts: Parts, gdal_path: str, gdal_layer: str | None = None):
+        self.open_shp, self.gdal_path, self.gdal_layer = parts.open[".shp"], gdal_path, gdal_layer
+        with parts.open[".shx"]() as f:
+            shx = np.frombuffer(f.read(), dtype=">i4", offset=100)
         index = shx.reshape(-1, 2).astype(np.int64) * 2   # (offset, content length) in bytes
         self.offset, self.length = index[:, 0], index[:, 1]
-        self.size = shp.stat().st_size
+        self.size = parts.size[".shp"]
 
     def read(self, fids: np.ndarray) -> tuple[pa.Array, np.ndarray]:
         """WKB (large binary, null for no shape) and shapely geometries of the records ``fids``."""
@@ -327,7 +323,7 @@ class PolygonRecords:
         if end - start >= 2**31:  # beyond the 32-bit offsets of Arrow's binary views: all to GDAL
             fits[:], start, end = False, 0, 0
         buf = np.empty(end - start, dtype=np.uint8)
-        with open(self.shp, "rb") as f:
+        with self.open_shp() as f:
             f.seek(start)
             f.readinto(buf)
         o = np.where(fits, off - start, 0)

@@ -228,8 +228,8 @@ def _open_vector(layer: Layer, work_srid: int) -> Source:
     fields = [str(f) for f in info["fields"]]
     polygons = None
     if (parts is not None and epsg is not None and layer.path.suffix.lower() == ".shp"
-            and shapefile.shape_type(layer.path) == shapefile.POLYGON):
-        polygons = shapefile.PolygonRecords(layer.path, shapefile.sidecar(layer.path, ".shx"), gdal_path, gdal_layer)
+            and shapefile.shape_type(parts) == shapefile.POLYGON):
+        polygons = shapefile.PolygonRecords(parts, gdal_path, gdal_layer)
     return Source(layer, fields, n, epsg, _gdal_path=gdal_path, _gdal_layer=gdal_layer, _polygons=polygons)
 
 

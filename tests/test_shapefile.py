@@ -39,8 +39,9 @@ def gdal_wkb(path, fids=None) -> list:
 
 
 def records(path) -> shapefile.PolygonRecords:
-    assert shapefile.shape_type(path) == shapefile.POLYGON
-    return shapefile.PolygonRecords(path, shapefile.sidecar(path, ".shx"), str(path))
+    parts = shapefile.parts_of(path, path.name)
+    assert shapefile.shape_type(parts) == shapefile.POLYGON
+    return shapefile.PolygonRecords(parts, str(path))
 
 
 def same(path, fids) -> None:
