@@ -27,6 +27,10 @@ from pipeline.errors import DatabaseError
 MIGRATION_FILE = re.compile(r"(\d+)_(\w+)\.sql")
 #: Any constant: serialises concurrent ``migrate`` runs against one database.
 MIGRATION_LOCK = 7_340_001
+#: How often a backend busy in a statement looks whether its client is still there
+#: (PostgreSQL 14+).  Without it a killed ``weipian`` leaves its backend running
+#: the statement to its end, holding the county's lock, and the next run is refused.
+CLIENT_CHECK = "1s"
 
 SCHEMA_MIGRATIONS_DDL = """
 CREATE SCHEMA IF NOT EXISTS weipian;
@@ -60,7 +64,7 @@ def connect(autocommit: bool = False) -> psycopg.Connection:
         return _connect("", autocommit, f"PGSERVICE={service}", "check that service in pg_service.conf")
     cluster = Cluster(default_datadir())
     try:  # already up: one connection attempt, no subprocess
-        return psycopg.connect(cluster.conninfo(), autocommit=autocommit)
+        return _session(psycopg.connect(cluster.conninfo(), autocommit=True), autocommit)
     except psycopg.OperationalError:
         cluster.up()
     return _connect(cluster.conninfo(), autocommit, f"the embedded database in {cluster.datadir}",
@@ -69,9 +73,18 @@ def connect(autocommit: bool = False) -> psycopg.Connection:
 
 def _connect(conninfo: str, autocommit: bool, what: str, remedy: str) -> psycopg.Connection:
     try:
-        return psycopg.connect(conninfo, autocommit=autocommit)
+        conn = psycopg.connect(conninfo, autocommit=True)
     except psycopg.OperationalError as err:
         raise DatabaseError(f"cannot connect to {what}: {_one_line(err)}; {remedy}") from None
+    return _session(conn, autocommit)
+
+
+def _session(conn: psycopg.Connection, autocommit: bool) -> psycopg.Connection:
+    """Session settings every weipian connection has, set outside any transaction."""
+    if conn.info.server_version >= 140000:
+        conn.execute("SELECT set_config('client_connection_check_interval', %s, false)", (CLIENT_CHECK,))
+    conn.autocommit = autocommit
+    return conn
 
 
 def _describe(url: str) -> str:

@@ -4,6 +4,9 @@ Every `weipian run` is recorded in weipian.run: written when it starts and
 updated after each stage, so even a run that was killed leaves a trace. The
 lock is a session-level advisory lock keyed by county code: it is released
 by PostgreSQL when the holding connection ends, killed processes included.
+A killed run's backend may still be finishing its statement when the next run
+starts (it notices the lost client within ``db.CLIENT_CHECK``), so a run
+waits up to ``LOCK_WAIT_S`` seconds for the lock before refusing.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from psycopg.types.json import Jsonb
 from pipeline.errors import WeipianError
 
 LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('weipian.county'), hashtext(%s))"
+WAIT_SQL = "SELECT pg_advisory_lock(hashtext('weipian.county'), hashtext(%s))"
 UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext('weipian.county'), hashtext(%s))"
 
 
@@ -28,13 +32,25 @@ class LockHeld(WeipianError):
     exit_code = 4
 
 
+#: How long a run waits for a county's lock before it is refused.
+LOCK_WAIT_S = 10
+
+
 def acquire_lock(conn: psycopg.Connection, county_code: str) -> None:
-    """Take the county's lock for the life of `conn`, or raise LockHeld at once."""
-    if not conn.execute(LOCK_SQL, (county_code,)).fetchone()[0]:
+    """Take the county's lock for the life of `conn` (autocommit), or raise LockHeld
+    after waiting ``LOCK_WAIT_S`` seconds."""
+    if conn.execute(LOCK_SQL, (county_code,)).fetchone()[0]:
+        return
+    conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{LOCK_WAIT_S}s",))
+    try:
+        conn.execute(WAIT_SQL, (county_code,))
+    except psycopg.errors.LockNotAvailable:
         raise LockHeld(
-            f"县 {county_code} 已有一个运行在进行中（数据库咨询锁被占用）；等它结束后再运行，"
-            "或用 `weipian runs --last` 查看"
-        )
+            f"县 {county_code} 已有一个运行在进行中（数据库咨询锁被占用，已等待 {LOCK_WAIT_S} 秒）；"
+            "等它结束后再运行，或用 `weipian runs --last` 查看"
+        ) from None
+    finally:
+        conn.execute("RESET lock_timeout")
 
 
 def lock_is_free(conn: psycopg.Connection, county_code: str) -> bool:

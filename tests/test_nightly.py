@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -158,6 +159,33 @@ def test_one_run_at_a_time(county):
     assert proc.returncode == 4
     assert "已有一个运行在进行中" in proc.stderr
     assert proc.stderr.strip().count("\n") < 3
+
+
+def test_a_run_waits_for_a_lock_freed_within_seconds(county):
+    holder = psycopg.connect(county.database_url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(hashtext('weipian.county'), hashtext('140824'))")
+    threading.Timer(3, holder.close).start()  # the other run ends three seconds into this one
+    county.run()
+
+
+def test_a_run_killed_mid_statement_frees_its_county_for_the_next(county):
+    """SIGKILL a weipian process while its backend is inside a long statement: the backend
+    notices the lost client within seconds, ends, and frees the county's lock."""
+    script = ("from pipeline import db, runs\n"
+              "conn = db.connect(autocommit=True)\n"
+              "runs.acquire_lock(conn, '140824')\n"
+              "conn.execute('SELECT pg_sleep(120)')\n")
+    env = {**os.environ, "DATABASE_URL": county.database_url, "PGAPPNAME": county.app_name}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=ROOT)
+    query = "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'SELECT pg_sleep%%'"
+    deadline = time.monotonic() + 60
+    while not (busy := county.sql(query, (county.app_name,))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert busy, "the statement never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    county.run()  # at once: within its wait for the lock the old backend is gone
+    assert not county.sql("SELECT 1 FROM pg_stat_activity WHERE pid = %s", busy[0])
 
 
 @pytest.mark.parametrize("stage", ["classify", "report"])
