@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,8 +83,6 @@ STANDARD_FIELDS = {
     "GDDB": "integer(2)", "FRDBS": "character(1)", "CZCSXM": "character(4)", "SJNF": "integer(4)",
     "MSSM": "character(2)", "HDMC": "character(100)", "BZ": "character(254)",
 }
-#: The fields weipian reads (schemas/layers.toml, landuse).
-USED_FIELDS = ["BSM", "DLBM", "DLMC", "ZLDWDM", "TBMJ", "KCXS", "KCMJ", "TBDLMJ"]
 VILLAGES = ["东关", "西关", "南坪", "北岭", "上庄", "下庄", "王家", "李家", "张家", "赵家"]
 
 
@@ -143,15 +142,11 @@ def write(out: Path, n: int, seed: int, fields: str = "standard") -> None:
     if fields == "used":
         pyogrio.write_dataframe(_gdf(df, cells), out / "DLTB.shp", encoding="UTF-8")
     else:
-        tmp = out / "tmp_dltb"
-        tmp.mkdir(exist_ok=True)
-        pyogrio.write_dataframe(_gdf(df, cells), tmp / "DLTB.shp", encoding="UTF-8")
-        for old in out.glob("DLTB.*"):
-            old.unlink()
-        write_standard_widths(tmp / "DLTB.shp", out / "DLTB.shp")
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+        with tempfile.TemporaryDirectory(dir=out) as tmp:
+            pyogrio.write_dataframe(_gdf(df, cells), Path(tmp) / "DLTB.shp", encoding="UTF-8")
+            for old in out.glob("DLTB.*"):  # ogr2ogr does not replace a Shapefile
+                old.unlink()
+            write_standard_widths(Path(tmp) / "DLTB.shp", out / "DLTB.shp")
     nv = shapely.get_num_coordinates(cells)
     print(f"DLTB.shp: {len(cells)} parcels, vertices per parcel: mean {nv.mean():.1f}, "
           f"median {np.median(nv):.0f}, max {nv.max()} ({time.perf_counter() - t:.1f} s)", file=sys.stderr)

@@ -88,7 +88,6 @@ class Source:
             yield Batch(0, self._table, None)
             return
         geometry = LAYER_KINDS[self.layer.kind]["geometry"]
-        kwargs = {"encoding": self.layer.encoding} if self.layer.encoding else {}
         start = 0
         polygons = self._polygons if geometry else None
         some = fields is not None and set(fields) != set(self.fields)
@@ -98,7 +97,8 @@ class Source:
             with pyogrio.raw.open_arrow(self._gdal_path, layer=self._gdal_layer, batch_size=size,
                                         read_geometry=geometry and polygons is None,
                                         return_fids=polygons is not None or some, use_pyarrow=True,
-                                        columns=fields if some else None, **kwargs) as (meta, reader):
+                                        columns=fields if some else None,
+                                        **_gdal_encoding(self.layer)) as (meta, reader):
                 geom_col = (meta.get("geometry_name") or "wkb_geometry") if geometry else None
                 for rb in reader:
                     wkb = geoms = fids = None
@@ -122,10 +122,14 @@ class Source:
 
     def _fields_of(self, fids: np.ndarray) -> pd.DataFrame:
         """Every field of the features with these FIDs, in that order."""
-        kwargs = {"encoding": self.layer.encoding} if self.layer.encoding else {}
         df = pyogrio.read_dataframe(self._gdal_path, layer=self._gdal_layer, fids=fids, read_geometry=False,
-                                    fid_as_index=True, **kwargs)
+                                    fid_as_index=True, **_gdal_encoding(self.layer))
         return pd.DataFrame(df).loc[fids].reset_index(drop=True)
+
+
+def _gdal_encoding(layer: Layer) -> dict[str, str]:
+    """pyogrio's ``encoding`` keyword when county.toml gives the layer's encoding (else GDAL's own reading)."""
+    return {"encoding": layer.encoding} if layer.encoding else {}
 
 
 def open_source(layer: Layer, work_srid: int) -> Source:
@@ -214,7 +218,7 @@ def _open_vector(layer: Layer, work_srid: int) -> Source:
         gdal_layer = layer.layer
     try:
         info = pyogrio.read_info(gdal_path, layer=gdal_layer, force_total_bounds=True,
-                                 **({"encoding": layer.encoding} if layer.encoding else {}))
+                                 **_gdal_encoding(layer))
     except Exception as e:
         raise DataSourceError(f"{layer.label}: GDAL 无法读取图层信息（{_one_line(e)}）；文件可能损坏或不完整") from None
     n = int(info["features"]) if info.get("features", -1) >= 0 else None
